@@ -1,0 +1,54 @@
+# bai: the two commands a newcomer needs are `make dev` and `make test` (see README.md).
+# Everything runs as root on a Debian 12 machine: the dev cluster is real Slurm on this host.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PLAY   := cd ansible && ../$(BIN)/ansible-playbook -i inventories/dev
+
+.PHONY: help dev test cluster dev-down lint unit slurm-tests record venv
+
+help:
+	@echo "make dev       bring up the dev Slurm cluster on this host (and run a first job)"
+	@echo "make test      lint, type-check and run every test (brings the cluster up if needed)"
+	@echo "make dev-down  stop every daemon the dev cluster started"
+	@echo "make lint      ruff + mypy only;  make unit: the tests that need no cluster"
+
+$(VENV)/.installed: pyproject.toml
+	@echo "==> Python environment in $(VENV) (pip install -e '.[dev]')"
+	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || \
+		{ echo "==> installing python3-venv"; apt-get install -y -q python3-venv; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+venv: $(VENV)/.installed
+
+cluster: venv
+	@echo "==> Dev Slurm cluster (ansible/site.yml, inventory ansible/inventories/dev)"
+	$(PLAY) site.yml
+
+dev: cluster
+	@echo "==> Nodes of the dev cluster"
+	$(BIN)/bai slurm nodes
+
+dev-down: venv
+	$(PLAY) dev-down.yml
+
+lint: venv
+	@echo "==> ruff and mypy --strict"
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+unit: venv
+	$(BIN)/pytest tests/unit
+
+test: lint cluster
+	@echo "==> pytest (unit, then the real cluster)"
+	$(BIN)/pytest
+
+# Re-record the Slurm output fixtures from the dev cluster (after a Slurm upgrade).
+record: cluster
+	$(BIN)/python tests/fixtures/slurm-22.05/record.py

@@ -1,0 +1,140 @@
+"""Runners carry argv lists (never shell strings) and file writes to where Slurm is.
+
+`LocalRunner` uses asyncio subprocesses on this host and runs user commands as the user
+(`runuser` as root, else `sudo -n`). An SSH runner to a login node implements the same protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pwd
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from adapter.errors import BackendUnavailable
+
+SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    """What a finished command returned."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class Runner(Protocol):
+    """Runs commands and moves files where the Slurm client tools are."""
+
+    async def run(
+        self,
+        argv: Sequence[str],
+        *,
+        user: str | None = None,
+        stdin: str | None = None,
+        timeout: float = 60.0,
+    ) -> CommandResult:
+        """Run argv (as `user` if given); a missing program or a timeout is BackendUnavailable."""
+        ...
+
+    async def read_text(self, path: str) -> str | None:
+        """A file's text, or None if it does not exist."""
+        ...
+
+    async def write_text(self, path: str, text: str, mode: int = 0o644) -> None:
+        """Replace a file atomically (readers see the old or the new text, never a mix)."""
+        ...
+
+
+class LocalRunner:
+    """Runs commands on this host."""
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        # Commands get a small, fixed environment: nothing of the service's own leaks into jobs.
+        self._env = {"PATH": SAFE_PATH, "LANG": "C.UTF-8", **(env or {})}
+
+    def _wrap(self, argv: Sequence[str], user: str | None) -> tuple[list[str], dict[str, str], str]:
+        if user is None or user == pwd.getpwuid(os.geteuid()).pw_name:
+            return list(argv), {**self._env, "HOME": os.path.expanduser("~")}, "/"
+        entry = pwd.getpwnam(user)
+        switch = (
+            ["runuser", "-u", user, "--"] if os.geteuid() == 0 else ["sudo", "-n", "-u", user, "--"]
+        )
+        env = {**self._env, "HOME": entry.pw_dir, "USER": user, "LOGNAME": user}
+        home = entry.pw_dir if os.path.isdir(entry.pw_dir) else "/"
+        return switch + list(argv), env, home
+
+    async def run(
+        self,
+        argv: Sequence[str],
+        *,
+        user: str | None = None,
+        stdin: str | None = None,
+        timeout: float = 60.0,
+    ) -> CommandResult:
+        try:
+            full, env, cwd = self._wrap(argv, user)
+        except KeyError as exc:
+            raise BackendUnavailable(f"no Unix user {user!r} on this host", argv=argv) from exc
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *full,
+                stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=env,
+                cwd=cwd,
+            )
+        except FileNotFoundError as exc:
+            raise BackendUnavailable(
+                f"{full[0]} is not installed here; install the Slurm client tools "
+                "(Debian: apt install slurm-client) or point bai at a login node",
+                argv=argv,
+            ) from exc
+        try:
+            out, err = await asyncio.wait_for(
+                proc.communicate(stdin.encode() if stdin is not None else None), timeout
+            )
+        except TimeoutError as exc:
+            proc.kill()
+            await proc.wait()
+            raise BackendUnavailable(f"no answer within {timeout:g} s", argv=argv) from exc
+        return CommandResult(
+            argv=tuple(argv),
+            returncode=proc.returncode if proc.returncode is not None else -1,
+            stdout=out.decode(errors="replace"),
+            stderr=err.decode(errors="replace"),
+        )
+
+    async def read_text(self, path: str) -> str | None:
+        def read() -> str | None:
+            try:
+                return Path(path).read_text()
+            except FileNotFoundError:
+                return None
+
+        return await asyncio.to_thread(read)
+
+    async def write_text(self, path: str, text: str, mode: int = 0o644) -> None:
+        def write() -> None:
+            target = Path(path)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+            try:
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(text)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.chmod(tmp, mode)
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+
+        await asyncio.to_thread(write)

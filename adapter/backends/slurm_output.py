@@ -1,0 +1,205 @@
+"""Parsing of Slurm command output: the only place that knows Slurm's output formats.
+
+Keyed on the version Slurm reports, because JSON shapes change between releases
+(slurm-anchors.md 6.8): Slurm 22.05 prints openapi/v0.0.38 from `squeue --json` and
+`sinfo --json`; `scontrol show partition -o` is text. Unknown shapes raise `BackendError`
+showing the raw text instead of guessing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from adapter.backends.base import TERMINAL_JOB_STATES, SlurmJob, SlurmNode, SlurmPartition
+from adapter.backends.hostlist import expand_hostlist
+from adapter.errors import BackendError
+
+SUPPORTED_PLUGINS = frozenset({"openapi/v0.0.38"})
+
+# stderr phrases meaning "Slurm is not reachable", as opposed to "Slurm refused the request".
+_UNAVAILABLE = re.compile(
+    r"Unable to contact slurm controller|Socket timed out|Connection refused|"
+    r"Zero Bytes were transmitted|Communication connection failure|"
+    r"Munge (?:en|de)code failed|munge\.socket|Unable to establish controller",
+    re.IGNORECASE,
+)
+_GRES = re.compile(r"^gpu(?::(?P<type>[^:(,]+))?:(?P<count>\d+)")
+
+T = TypeVar("T")
+
+
+def is_unavailable(stderr: str) -> bool:
+    """True when a command's stderr says Slurm (or its authentication) cannot be reached."""
+    return bool(_UNAVAILABLE.search(stderr))
+
+
+def parse_sbatch_parsable(stdout: str) -> int:
+    """The job id from `sbatch --parsable` output (`123` or `123;cluster`)."""
+    first = stdout.strip().splitlines()[0] if stdout.strip() else ""
+    job_id = first.split(";", 1)[0]
+    if not job_id.isdigit():
+        raise BackendError(f"sbatch printed no job id: {stdout.strip()!r}")
+    return int(job_id)
+
+
+def parse_squeue_json(text: str) -> list[SlurmJob]:
+    """Jobs from `squeue --json` (all jobs Slurm still remembers, finished ones included)."""
+    doc = _load(text, "squeue --json")
+    return [_wrap(_job, raw, "squeue --json") for raw in _list(doc, "jobs", "squeue --json")]
+
+
+def parse_sinfo_json(text: str) -> list[SlurmNode]:
+    """Nodes from `sinfo --json` (one entry per node, whatever its partitions)."""
+    doc = _load(text, "sinfo --json")
+    return [_wrap(_node, raw, "sinfo --json") for raw in _list(doc, "nodes", "sinfo --json")]
+
+
+def parse_scontrol_partitions(text: str) -> list[SlurmPartition]:
+    """Partitions from `scontrol show partition -o` (one `Key=Value ...` line each)."""
+    if text.strip() == "No partitions in the system":
+        return []
+    partitions = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        fields = _key_values(line)
+        if "PartitionName" not in fields:
+            raise BackendError(f"unreadable `scontrol show partition -o` line: {line!r}")
+        nodes = fields.get("Nodes", "(null)")
+        partitions.append(
+            SlurmPartition(
+                name=fields["PartitionName"],
+                nodes=tuple(expand_hostlist(nodes)) if nodes != "(null)" else (),
+                state=fields.get("State", ""),
+                priority_tier=int(fields.get("PriorityTier", "1")),
+                preempt_mode=fields.get("PreemptMode", ""),
+                grace_time_seconds=int(fields.get("GraceTime", "0")),
+                max_time=fields.get("MaxTime", "UNLIMITED"),
+                raw=fields,
+            )
+        )
+    return partitions
+
+
+def decode_exit_code(raw: int) -> tuple[int | None, int | None]:
+    """Split a wait(2) status as Slurm stores it into (exit status, terminating signal)."""
+    signal = raw & 0x7F
+    if signal:
+        return None, signal
+    return (raw >> 8) & 0xFF, None
+
+
+def _key_values(line: str) -> dict[str, str]:
+    # Values never contain spaces in -o output except OS= and Reason=, which partitions lack.
+    fields: dict[str, str] = {}
+    for token in line.split():
+        key, sep, value = token.partition("=")
+        if sep:
+            fields[key] = value
+    return fields
+
+
+def _load(text: str, what: str) -> Mapping[str, Any]:
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BackendError(f"{what} printed something that is not JSON: {text[:500]!r}") from exc
+    if not isinstance(doc, dict):
+        raise BackendError(f"{what} printed JSON that is not an object: {text[:500]!r}")
+    plugin = doc.get("meta", {}).get("plugin", {}).get("type")
+    if plugin not in SUPPORTED_PLUGINS:
+        release = doc.get("meta", {}).get("Slurm", {}).get("release", "?")
+        raise BackendError(
+            f"{what} printed format {plugin!r} (Slurm {release}); bai reads "
+            f"{', '.join(sorted(SUPPORTED_PLUGINS))}: add a parser for it in {__name__}"
+        )
+    errors = doc.get("errors") or []
+    if errors:
+        raise BackendError(f"{what} reported errors: {errors!r}")
+    return doc
+
+
+def _list(doc: Mapping[str, Any], key: str, what: str) -> list[Mapping[str, Any]]:
+    items = doc.get(key)
+    if not isinstance(items, list):
+        raise BackendError(f"{what} output has no {key!r} list: {json.dumps(doc)[:500]!r}")
+    return items
+
+
+def _wrap(parse: Callable[[Mapping[str, Any]], T], raw: Mapping[str, Any], what: str) -> T:
+    try:
+        return parse(raw)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BackendError(
+            f"unreadable entry in {what} output ({exc!r}): {json.dumps(raw)[:500]}"
+        ) from exc
+
+
+def _time(value: Any) -> datetime | None:
+    return datetime.fromtimestamp(int(value), tz=UTC) if value else None
+
+
+def _job(raw: Mapping[str, Any]) -> SlurmJob:
+    state = str(raw["job_state"]).upper()
+    # Before a job ends, end_time is a forecast and exit_code is meaningless.
+    ended = state in TERMINAL_JOB_STATES
+    exit_status, term_signal = decode_exit_code(int(raw["exit_code"])) if ended else (None, None)
+    nodes = raw.get("nodes") or ""
+    limit = raw.get("time_limit")
+    return SlurmJob(
+        job_id=int(raw["job_id"]),
+        name=str(raw.get("name", "")),
+        user=str(raw.get("user_name", "")),
+        partition=str(raw.get("partition", "")),
+        state=state,
+        state_reason=str(raw.get("state_reason", "")),
+        comment=str(raw.get("comment") or ""),
+        restart_count=int(raw.get("restart_cnt") or 0),
+        nodes=tuple(expand_hostlist(nodes)) if nodes else (),
+        node_count=int(raw.get("node_count") or 0),
+        submit_time=_time(raw.get("submit_time")),
+        start_time=_time(raw.get("start_time")) if state != "PENDING" else None,
+        end_time=_time(raw.get("end_time")) if ended else None,
+        time_limit_minutes=int(limit) if limit else None,
+        exit_status=exit_status,
+        term_signal=term_signal,
+        requeue=bool(raw.get("requeue")),
+        batch_host=str(raw.get("batch_host") or ""),
+    )
+
+
+def _gpus(gres: str) -> tuple[str | None, int]:
+    for item in gres.split(","):
+        m = _GRES.match(item)
+        if m:
+            return m.group("type"), int(m.group("count"))
+    return None, 0
+
+
+def _node(raw: Mapping[str, Any]) -> SlurmNode:
+    gres = str(raw.get("gres") or "")
+    gpu_type, gpus = _gpus(gres)
+    _, gpus_used = _gpus(str(raw.get("gres_used") or ""))
+    features = str(raw.get("active_features") or raw.get("features") or "")
+    port = raw.get("port")
+    return SlurmNode(
+        name=str(raw["name"]),
+        address=str(raw.get("address") or raw["name"]),
+        hostname=str(raw.get("hostname") or raw["name"]),
+        port=int(port) if port else None,
+        state=str(raw["state"]).upper(),
+        flags=frozenset(str(f).upper() for f in raw.get("state_flags") or ()),
+        gres=gres,
+        gpu_type=gpu_type,
+        gpus=gpus,
+        gpus_used=gpus_used,
+        cpus=int(raw.get("cpus") or 0),
+        real_memory_mb=int(raw.get("real_memory") or 0),
+        features=tuple(f for f in features.split(",") if f),
+        partitions=tuple(str(p) for p in raw.get("partitions") or ()),
+        reason=str(raw.get("reason") or ""),
+    )

@@ -1,0 +1,89 @@
+"""The real dev cluster for the tests: bring it up if it is down, and describe it on failure."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ANSIBLE_DIR = ROOT / "ansible"
+DAEMONCTL = "/usr/local/sbin/bai-daemonctl"
+
+# The dev inventory's nodes: name -> (address, gres). Tests and later features rely on these.
+DEV_NODES = {
+    "gpu-a100-1": ("127.0.1.1", "gpu:a100:2"),
+    "gpu-a100-2": ("127.0.1.2", "gpu:a100:2"),
+    "gpu-a100-3": ("127.0.1.3", "gpu:a100:2"),
+    "gpu-t4-1": ("127.0.1.11", "gpu:t4:1"),
+    "gpu-t4-2": ("127.0.1.12", "gpu:t4:1"),
+}
+
+
+def sh(*argv: str, check: bool = False, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run argv and capture its output as text."""
+    return subprocess.run(argv, capture_output=True, text=True, check=check, timeout=timeout)
+
+
+def cluster_healthy() -> bool:
+    """The controller answers and every dev node is responding."""
+    if not shutil.which("sinfo") or not os.path.exists(DAEMONCTL):
+        return False
+    if "is UP" not in sh("scontrol", "ping").stdout:
+        return False
+    out = sh("sinfo", "-N", "-h", "-o", "%N %t").stdout.split("\n")
+    states = dict(line.split() for line in out if line.strip())
+    return all(
+        states.get(n, "").rstrip("*~#!%@$") in {"idle", "alloc", "mix"}
+        and not states[n].endswith("*")
+        for n in DEV_NODES
+    )
+
+
+def run_playbook(playbook: str = "site.yml", *args: str) -> subprocess.CompletedProcess[str]:
+    """Run a playbook of ansible/ with the dev inventory, as `make cluster` does."""
+    ansible = Path(sys.executable).parent / "ansible-playbook"
+    return subprocess.run(
+        [str(ansible), "-i", "inventories/dev", playbook, *args],
+        cwd=ANSIBLE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def ensure_cluster() -> None:
+    """Bring the dev cluster up through the dev inventory unless it already is."""
+    if os.geteuid() != 0:
+        raise RuntimeError("the Slurm tests run as root (they deploy the cluster and use runuser)")
+    if cluster_healthy():
+        return
+    result = run_playbook()
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"bringing the dev cluster up failed:\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}"
+        )
+    deadline = time.monotonic() + 90
+    while not cluster_healthy():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"dev cluster not healthy after bring-up:\n{diagnostics()}")
+        time.sleep(0.5)
+
+
+def diagnostics() -> str:
+    """What a failing cluster test prints: sinfo, squeue and the controller log's tail."""
+    parts = []
+    for argv in (
+        ["sinfo", "-N", "-o", "%N %o %T %G %P %E"],
+        ["squeue", "-a", "-t", "all", "-o", "%i %P %u %T %r %R %k"],
+        ["tail", "-n", "40", "/var/log/slurm/slurmctld.log"],
+    ):
+        try:
+            res = sh(*argv, timeout=15)
+            parts.append(f"$ {' '.join(argv)}\n{res.stdout}{res.stderr}")
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            parts.append(f"$ {' '.join(argv)}\n{exc}")
+    return "\n".join(parts)

@@ -1,0 +1,23 @@
+"""Shared test fixtures: the real dev cluster, and its state printed when a cluster test fails."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.cluster import diagnostics, ensure_cluster
+
+
+@pytest.fixture(scope="session")
+def dev_cluster() -> None:
+    """The dev Slurm cluster, brought up through the dev inventory if it is not running."""
+    ensure_cluster()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.failed and item.get_closest_marker("slurm"):
+        report.sections.append(("dev cluster", diagnostics()))
+    return report
