@@ -39,3 +39,56 @@ class BackendError(BaiError):
 
 class BackendUnavailable(BackendError):
     """Slurm cannot be reached right now (controller or munge down, command missing, timeout)."""
+
+
+class RequestError(BaiError):
+    """A request bai refuses; carries the HTTP status and ARM error code it maps to."""
+
+    status = 400
+    code = "BadRequest"
+
+    def __init__(
+        self, message: str, *, target: str | None = None, details: Sequence[RequestError] = ()
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.target = target
+        self.details = list(details)
+
+
+class InvalidRequest(RequestError):
+    """The request is malformed or asks for something impossible (400)."""
+
+
+class NotFound(RequestError):
+    """The named resource does not exist (404)."""
+
+    status = 404
+    code = "ResourceNotFound"
+
+
+class Conflict(RequestError):
+    """The request contradicts the current state of a resource (409)."""
+
+    status = 409
+    code = "Conflict"
+
+
+class InsufficientCapacity(Conflict):
+    """Not enough free nodes of the type for a dedicated cluster (409)."""
+
+    code = "InsufficientCapacity"
+
+
+class Unauthorized(RequestError):
+    """No valid token (401)."""
+
+    status = 401
+    code = "AuthenticationFailed"
+
+
+class Forbidden(RequestError):
+    """The token's user may not do this (403)."""
+
+    status = 403
+    code = "AuthorizationFailed"

@@ -181,3 +181,23 @@ class SlurmBackend(Protocol):
     async def remove_partition(self, name: str) -> None:
         """Delete the partition live, then drop it from the include file."""
         ...
+
+    async def configured_partitions(self) -> list[str]:
+        """Names of the partitions in the include file (no Slurm call)."""
+        ...
+
+    async def reserve_node(self, name: str, node: str, user: str) -> None:
+        """Reserve a node for one user's jobs (a node being set up); idempotent."""
+        ...
+
+    async def release_reservation(self, name: str) -> None:
+        """Delete a reservation; one Slurm no longer knows is not an error."""
+        ...
+
+    async def drain_node(self, node: str, reason: str) -> None:
+        """Stop placing work on a node (running jobs finish)."""
+        ...
+
+    async def resume_node(self, node: str) -> None:
+        """Return a drained node to service."""
+        ...

@@ -25,6 +25,9 @@ DEFAULT_INCLUDE = "/etc/slurm/adapter-partitions.conf"
 # scancel/scontrol phrases meaning "that job is already gone or done": cancel is idempotent.
 _JOB_GONE = ("Invalid job id specified", "already completing or completed", "Job/step already")
 _PARTITION_GONE = "Invalid partition name specified"
+_RESERVATION_EXISTS = ("Duplicate reservation name", "overlaps with another reservation")
+_RESERVATION_GONE = ("Requested reservation is invalid",)
+_NOT_DRAINED = ("Invalid node state specified",)
 
 
 class CliBackend:
@@ -114,6 +117,9 @@ class CliBackend:
                     raise
                 await self._run(["scontrol", "create", *words])
 
+    async def configured_partitions(self) -> list[str]:
+        return partition_conf.partition_names(await self.runner.read_text(self.include_path) or "")
+
     async def remove_partition(self, name: str) -> None:
         if not SLURM_NAME.match(name):
             raise BackendError(f"{name!r} is not a valid Slurm partition name")
@@ -127,3 +133,35 @@ class CliBackend:
             updated = partition_conf.drop_partition(text, name)
             if updated != text:
                 await self.runner.write_text(self.include_path, updated)
+
+    async def reserve_node(self, name: str, node: str, user: str) -> None:
+        for value in (name, node):
+            if not SLURM_NAME.match(value):
+                raise BackendError(f"{value!r} is not a valid Slurm name")
+        await self._run(
+            [
+                "scontrol",
+                "create",
+                "reservation",
+                f"ReservationName={name}",
+                f"Nodes={node}",
+                f"Users={user}",
+                "StartTime=now",
+                "Duration=infinite",
+                "Flags=IGNORE_JOBS",
+            ],
+            ok_if=_RESERVATION_EXISTS,
+        )
+
+    async def release_reservation(self, name: str) -> None:
+        await self._run(["scontrol", "delete", f"ReservationName={name}"], ok_if=_RESERVATION_GONE)
+
+    async def drain_node(self, node: str, reason: str) -> None:
+        await self._run(
+            ["scontrol", "update", f"NodeName={node}", "State=DRAIN", f"Reason={reason}"]
+        )
+
+    async def resume_node(self, node: str) -> None:
+        await self._run(
+            ["scontrol", "update", f"NodeName={node}", "State=RESUME"], ok_if=_NOT_DRAINED
+        )

@@ -48,7 +48,9 @@ class Runner(Protocol):
         """A file's text, or None if it does not exist."""
         ...
 
-    async def write_text(self, path: str, text: str, mode: int = 0o644) -> None:
+    async def write_text(
+        self, path: str, text: str, mode: int = 0o644, owner: str | None = None
+    ) -> None:
         """Replace a file atomically (readers see the old or the new text, never a mix)."""
         ...
 
@@ -122,16 +124,24 @@ class LocalRunner:
 
         return await asyncio.to_thread(read)
 
-    async def write_text(self, path: str, text: str, mode: int = 0o644) -> None:
+    async def write_text(
+        self, path: str, text: str, mode: int = 0o644, owner: str | None = None
+    ) -> None:
         def write() -> None:
             target = Path(path)
+            target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
             try:
+                # The mode is set before any byte is written: secrets files are never readable
+                # by others, not even for an instant.
+                os.fchmod(fd, mode)
+                if owner is not None:
+                    entry = pwd.getpwnam(owner)
+                    os.fchown(fd, entry.pw_uid, entry.pw_gid)
                 with os.fdopen(fd, "w") as fh:
                     fh.write(text)
                     fh.flush()
                     os.fsync(fh.fileno())
-                os.chmod(tmp, mode)
                 os.replace(tmp, target)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)

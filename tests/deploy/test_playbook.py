@@ -15,7 +15,11 @@ pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("dev_cluster")]
 
 def daemon_pids() -> dict[str, int]:
     """Daemon name -> pid, from the pidfiles bai-daemonctl manages."""
-    pids = {"munged": Path("/run/munge/munged.pid"), "slurmctld": Path("/run/slurmctld.pid")}
+    pids = {
+        "munged": Path("/run/munge/munged.pid"),
+        "slurmctld": Path("/run/slurmctld.pid"),
+        "bai": Path("/run/bai.pid"),
+    }
     pids |= {f"slurmd:{p.stem[7:]}": p for p in Path("/run").glob("slurmd-*.pid")}
     pids |= {f"sshd:{p.stem[5:]}": p for p in Path("/run").glob("sshd-*.pid")}
     return {name: int(path.read_text().split()[0]) for name, path in pids.items() if path.exists()}
@@ -30,7 +34,7 @@ def recap(result: subprocess.CompletedProcess[str]) -> dict[str, int]:
 
 def test_rerun_changes_nothing_and_restarts_nothing() -> None:
     before = daemon_pids()
-    assert len(before) == 2 + 5 + 5
+    assert len(before) == 3 + 5 + 5
 
     assert recap(run_playbook())["changed"] == 0
 

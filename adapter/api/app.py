@@ -1,0 +1,84 @@
+"""The FastAPI application: wiring of store, backend, reconciler and routes."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI, Request, Response
+
+from adapter import __version__
+from adapter.api import errors
+from adapter.api.deps import Services
+from adapter.api.routes import clusters, operations, workspaces
+from adapter.backends.base import SlurmBackend
+from adapter.backends.cli import CliBackend
+from adapter.backends.runner import LocalRunner
+from adapter.clusters.service import ClusterService
+from adapter.reconciler import Reconciler
+from adapter.settings import Settings
+from adapter.store import Store
+from adapter.workspaces import WorkspaceService
+
+log = structlog.get_logger(__name__)
+
+
+def build_services(settings: Settings, backend: SlurmBackend | None = None) -> Services:
+    """Everything the API needs, from settings (the backend may be given, for tests)."""
+    store = Store(settings.db_path)
+    if backend is None:
+        backend = CliBackend(LocalRunner(), include_path=settings.slurm.partitions_include)
+    reconciler = Reconciler(store, backend, settings.clusters.reconcile_interval_seconds)
+    cluster_service = ClusterService(
+        store, backend, settings, reconciler.latest, reconciler.take_snapshot
+    )
+    workspace_service = WorkspaceService(store, cluster_service)
+    reconciler.hooks += [cluster_service.converge_all, workspace_service.on_pass]
+    return Services(settings, store, reconciler, cluster_service, workspace_service)
+
+
+def create_app(svc: Services, *, run_reconciler: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if run_reconciler:
+            # Re-assert the desired state before serving: a restarted Slurm may have lost some.
+            await svc.reconciler.run_pass()
+            svc.reconciler.start()
+        log.info("bai started", version=__version__, state_dir=str(svc.settings.state_dir))
+        yield
+        await svc.reconciler.stop()
+        svc.store.close()
+
+    app = FastAPI(title="bai", version=__version__, lifespan=lifespan)
+    app.state.services = svc
+    errors.install(app)
+    for module in (workspaces, clusters, operations):
+        app.include_router(module.router)
+
+    @app.middleware("http")
+    async def request_context(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        request_id = request.headers.get("x-ms-client-request-id") or str(uuid.uuid4())
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.monotonic()
+        try:
+            response = await call_next(request)
+        finally:
+            structlog.contextvars.unbind_contextvars("request_id")
+        response.headers["x-ms-request-id"] = request_id
+        # Method, path and status only: bodies and headers can carry secrets.
+        log.info(
+            "request",
+            request_id=request_id,
+            method=request.method,
+            path=request.url.path,
+            status=response.status_code,
+            seconds=round(time.monotonic() - started, 4),
+        )
+        return response
+
+    return app

@@ -1,0 +1,71 @@
+"""Request dependencies: the api-version check, the caller, and the services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from adapter.auth import Principal, authenticate
+from adapter.clusters.service import ClusterService
+from adapter.errors import InvalidRequest, Unauthorized
+from adapter.reconciler import Reconciler
+from adapter.settings import Settings
+from adapter.store import Store
+from adapter.workspaces import WorkspaceService
+
+API_VERSION = "2018-05-01"
+
+
+@dataclass
+class Services:
+    """What the routes use; one per app, on `app.state.services`."""
+
+    settings: Settings
+    store: Store
+    reconciler: Reconciler
+    clusters: ClusterService
+    workspaces: WorkspaceService
+
+
+def services(request: Request) -> Services:
+    svc: Services = request.app.state.services
+    return svc
+
+
+def api_version(request: Request) -> None:
+    version = request.query_params.get("api-version")
+    if version is None:
+        raise InvalidRequest(
+            f"the api-version query parameter is missing; add api-version={API_VERSION}",
+            target="api-version",
+        )
+    if version != API_VERSION:
+        raise InvalidRequest(
+            f"api-version {version!r} is not supported; use {API_VERSION}", target="api-version"
+        )
+
+
+def principal(request: Request) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized(
+            "send 'Authorization: Bearer <token>'; an operator makes tokens with "
+            "`bai token create --user NAME`"
+        )
+    found = authenticate(services(request).store, token.strip())
+    if found is None:
+        raise Unauthorized("the bearer token is not valid; ask an operator for a new one")
+    return found
+
+
+def base_url(request: Request) -> str:
+    """Where clients reach the service, for Location headers and nextLink."""
+    configured = services(request).settings.public_url
+    return (configured or str(request.base_url)).rstrip("/")
+
+
+Caller = Annotated[Principal, Depends(principal)]
+Svc = Annotated[Services, Depends(services)]

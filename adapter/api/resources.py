@@ -1,0 +1,82 @@
+"""Store records rendered as ARM resources (the JSON the SDK reads)."""
+
+from __future__ import annotations
+
+import copy
+from datetime import datetime
+from typing import Any
+
+from adapter.clusters.view import node_state_counts
+from adapter.scripts.setup_task import setup_output_suffix
+from adapter.snapshot import Snapshot
+from adapter.store import Cluster, Experiment, Workspace
+
+PROVIDER = "Microsoft.BatchAI"
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO-8601 with a Z, as msrest's deserialize_iso reads it."""
+    if value is None:
+        return None
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def workspace_id(sub: str, rg: str, ws: str) -> str:
+    return f"/subscriptions/{sub}/resourceGroups/{rg}/providers/{PROVIDER}/workspaces/{ws}"
+
+
+def workspace_resource(ws: Workspace) -> dict[str, Any]:
+    return {
+        "id": workspace_id(ws.sub, ws.rg, ws.name),
+        "name": ws.name,
+        "type": f"{PROVIDER}/workspaces",
+        "location": ws.location,
+        "tags": ws.tags,
+        "properties": {
+            "creationTime": iso(ws.created),
+            "provisioningState": ws.state,
+            "provisioningStateTransitionTime": iso(ws.state_changed),
+        },
+    }
+
+
+def experiment_resource(ex: Experiment) -> dict[str, Any]:
+    return {
+        "id": f"{workspace_id(ex.sub, ex.rg, ex.ws)}/experiments/{ex.name}",
+        "name": ex.name,
+        "type": f"{PROVIDER}/workspaces/experiments",
+        "properties": {
+            "creationTime": iso(ex.created),
+            "provisioningState": ex.state,
+            "provisioningStateTransitionTime": iso(ex.state_changed),
+        },
+    }
+
+
+def cluster_id(c: Cluster) -> str:
+    return f"{workspace_id(c.sub, c.rg, c.ws)}/clusters/{c.name}"
+
+
+def cluster_resource(c: Cluster, snapshot: Snapshot | None) -> dict[str, Any]:
+    props: dict[str, Any] = copy.deepcopy(c.properties)
+    task = (props.get("nodeSetup") or {}).get("setupTask")
+    if task is not None:
+        task["stdOutErrPathSuffix"] = setup_output_suffix(c.sub, c.rg, c.ws, c.name, c.uid)
+    props.update(
+        {
+            "creationTime": iso(c.created),
+            "provisioningState": c.provisioning_state,
+            "provisioningStateTransitionTime": iso(c.provisioning_changed),
+            "allocationState": c.allocation_state,
+            "allocationStateTransitionTime": iso(c.allocation_changed),
+            "errors": c.errors,
+            "currentNodeCount": len(c.nodes),
+            "nodeStateCounts": node_state_counts(c, snapshot),
+        }
+    )
+    return {
+        "id": cluster_id(c),
+        "name": c.name,
+        "type": f"{PROVIDER}/workspaces/clusters",
+        "properties": props,
+    }

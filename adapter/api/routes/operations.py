@@ -1,0 +1,95 @@
+"""Operation status endpoints, usages (node capacity per type) and the operations list."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+
+from adapter.api.deps import Caller, Svc, api_version, base_url
+from adapter.api.paging import page
+from adapter.errors import NotFound
+
+router = APIRouter(dependencies=[Depends(api_version)])
+ROOT = "/subscriptions/{sub}/providers/Microsoft.BatchAI"
+
+
+@router.get(ROOT + "/operationresults/{op_id}")
+def operation_result(sub: str, op_id: str, _p: Caller, s: Svc) -> Response:
+    op = s.store.operation(op_id)
+    if op is None:
+        raise NotFound(f"operation {op_id} does not exist", target="operationId")
+    if op.status == "InProgress":
+        return Response(status_code=202, headers={"Retry-After": "1"})
+    if op.status == "Failed":
+        return JSONResponse({"error": op.error or {}}, status_code=500)
+    return Response(status_code=204)
+
+
+@router.get(ROOT + "/operationstatuses/{op_id}")
+def operation_status(sub: str, op_id: str, _p: Caller, s: Svc) -> dict[str, Any]:
+    op = s.store.operation(op_id)
+    if op is None:
+        raise NotFound(f"operation {op_id} does not exist", target="operationId")
+    body: dict[str, Any] = {"id": op.id, "name": op.id, "status": op.status}
+    if op.error:
+        body["error"] = op.error
+    return body
+
+
+@router.get(ROOT + "/locations/{location}/usages")
+def usages(
+    sub: str,
+    location: str,
+    request: Request,
+    _p: Caller,
+    s: Svc,
+) -> dict[str, Any]:
+    """Nodes per node type: `<type> dedicated nodes` counts nodes owned by dedicated clusters
+    against the type's size; `<type> nodes` counts usable nodes."""
+    snap = s.reconciler.latest()
+    owned: dict[str, set[str]] = {}
+    for cluster in s.store.clusters():
+        if cluster.priority == "dedicated":
+            owned.setdefault(cluster.node_type, set()).update(cluster.nodes)
+    items = []
+    for t in snap.types.values() if snap else []:
+        usable = [n for n in t.nodes if snap is not None and snap.nodes[n].usable]
+        items.append(_usage(f"{t.name} dedicated nodes", len(owned.get(t.name, ())), len(t.nodes)))
+        items.append(_usage(f"{t.name} usable nodes", len(usable), len(t.nodes)))
+    return page(request, items, base_url(request))
+
+
+def _usage(name: str, current: int, limit: int) -> dict[str, Any]:
+    return {
+        "unit": "Count",
+        "currentValue": current,
+        "limit": limit,
+        "name": {"value": name, "localizedValue": name},
+    }
+
+
+@router.get("/providers/Microsoft.BatchAI/operations")
+def operations(request: Request, _p: Caller) -> dict[str, Any]:
+    names = [
+        "workspaces",
+        "workspaces/experiments",
+        "workspaces/clusters",
+        "workspaces/experiments/jobs",
+    ]
+    items = [
+        {
+            "name": f"Microsoft.BatchAI/{n}/{verb}",
+            "origin": "user,system",
+            "display": {
+                "provider": "Microsoft Batch AI (bai)",
+                "resource": n,
+                "operation": verb,
+                "description": f"{verb} {n}",
+            },
+        }
+        for n in names
+        for verb in ("read", "write", "delete")
+    ]
+    return page(request, items, base_url(request))

@@ -1,0 +1,476 @@
+"""Clusters: validation, capacity, and carrying out `plan_cluster` against Slurm and the store."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import pwd
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from adapter.auth import Principal
+from adapter.backends.base import PartitionSpec, SlurmBackend
+from adapter.clusters.inventory import NodeType, resolve_vm_size
+from adapter.clusters.plan import (
+    SETUP_COMMENT,
+    ClusterPlan,
+    World,
+    plan_cluster,
+    reservation_name,
+    scale_of,
+)
+from adapter.errors import BackendError, Conflict, InsufficientCapacity, InvalidRequest, NotFound
+from adapter.models.clusters import ClusterCreateParameters, ScaleSettings
+from adapter.scripts.setup_task import SetupJob, render_setup_script, setup_output_suffix
+from adapter.scripts.shell import expand_path, export
+from adapter.settings import Settings
+from adapter.snapshot import Snapshot
+from adapter.store import Cluster, Operation, Store, now
+
+log = structlog.get_logger(__name__)
+
+SSH_KEY = re.compile(
+    r"^(ssh-(rsa|ed25519|dss)|ecdsa-sha2-nistp\d+|sk-\S+) [A-Za-z0-9+/=]+( [^\n\r]*)?$"
+)
+# Errors bai reports for a cluster that come from node setup, by node.
+SETUP_FAILED = "SetupTaskFailed"
+
+
+@dataclass(frozen=True)
+class ClusterKey:
+    sub: str
+    rg: str
+    ws: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.rg}/{self.ws}/{self.name}"
+
+
+def partition_name(name: str, uid: str) -> str:
+    """A readable, unique Slurm partition name for a cluster (`<name>-<6 hex>`)."""
+    ascii_name = re.sub(r"[^A-Za-z0-9_-]", "_", name)[:40].strip("-_") or "cluster"
+    return f"{ascii_name}-{uid[:6]}"
+
+
+def split_secrets(properties: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Properties without secret values (as stored and returned), and the secrets apart."""
+    props = copy.deepcopy(properties)
+    secrets: dict[str, Any] = {}
+    account = props.get("userAccountSettings") or {}
+    if account.get("adminUserPassword") is not None:
+        secrets["adminUserPassword"] = account["adminUserPassword"]
+        account["adminUserPassword"] = None
+    task = (props.get("nodeSetup") or {}).get("setupTask") or {}
+    for item in task.get("secrets") or []:
+        secrets.setdefault("setupTask", {})[item["name"]] = item.get("value")
+        item["value"] = None
+    volumes = (props.get("nodeSetup") or {}).get("mountVolumes") or {}
+    for kind in ("azureFileShares", "azureBlobFileSystems"):
+        for i, volume in enumerate(volumes.get(kind) or []):
+            creds = volume.get("credentials") or {}
+            if creds.get("accountKey") is not None:
+                secrets.setdefault("mountKeys", {})[f"{kind}/{i}"] = creds["accountKey"]
+                creds["accountKey"] = None
+    return props, secrets
+
+
+class ClusterService:
+    """Everything that changes clusters. One lock: capacity checks and changes never interleave."""
+
+    def __init__(
+        self,
+        store: Store,
+        backend: SlurmBackend,
+        settings: Settings,
+        snapshot: Callable[[], Snapshot | None],
+        refresh: Callable[[], Awaitable[Snapshot]],
+        held_demand: Callable[[Cluster], int] = lambda _c: 0,
+    ) -> None:
+        self.store = store
+        self.backend = backend
+        self.settings = settings
+        self.snapshot = snapshot
+        self.refresh = refresh
+        self.held_demand = held_demand
+        self.lock = asyncio.Lock()
+        # Partition specs applied by this process; a spec is re-applied when it differs.
+        self._applied: dict[str, PartitionSpec] = {}
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def get(self, key: ClusterKey) -> Cluster:
+        cluster = self.store.cluster(key.sub, key.rg, key.ws, key.name)
+        if cluster is None:
+            raise NotFound(f"cluster {key} does not exist", target="clusterName")
+        return cluster
+
+    async def fresh_snapshot(self) -> Snapshot:
+        """Slurm as it is now: writes decide on it (capacity, which jobs a shrink touches)."""
+        return await self.refresh()
+
+    # -- writes --------------------------------------------------------------------------------
+
+    async def create(
+        self, key: ClusterKey, body: ClusterCreateParameters, principal: Principal
+    ) -> Cluster:
+        if self.store.workspace(key.sub, key.rg, key.ws) is None:
+            raise NotFound(
+                f"workspace {key.rg}/{key.ws} does not exist; create it first",
+                target="workspaceName",
+            )
+        props = body.properties
+        wire = body.wire()["properties"]
+        async with self.lock:
+            existing = self.store.cluster(key.sub, key.rg, key.ws, key.name)
+            if existing is not None:
+                if existing.provisioning_state != "deleting" and (
+                    split_secrets(wire)[0] == existing.properties
+                ):
+                    return existing  # the same PUT again: nothing to do
+                raise Conflict(
+                    f"cluster {key} already exists with other settings; change its scale with "
+                    "PATCH (bai cluster resize/auto-scale) or delete it first",
+                    target="clusterName",
+                )
+            snap = await self.fresh_snapshot()
+            node_type = resolve_vm_size(props.vm_size, snap.types, self.settings.vm_size_aliases)
+            admin = props.user_account_settings.admin_user_name
+            self._check_admin(admin, props.user_account_settings.admin_user_ssh_public_key)
+            principal.require_user(admin, "properties.userAccountSettings.adminUserName")
+            if props.node_setup and props.node_setup.setup_task:
+                expand_path(
+                    props.node_setup.setup_task.std_out_err_path_prefix,
+                    {"AZ_BATCHAI_MOUNT_ROOT": self.settings.clusters.mount_root},
+                    field="properties.nodeSetup.setupTask.stdOutErrPathPrefix",
+                )
+            uid = str(uuid.uuid4())
+            notes = self._check_capacity(
+                props.vm_priority, node_type, props.scale_settings, snap, exclude=None, current=0
+            )
+            stored, secrets = split_secrets(wire)
+            initial = 0
+            if props.scale_settings.auto_scale is not None:
+                # initialNodeCount applies once, at creation: as demand for that many nodes.
+                initial = props.scale_settings.auto_scale.initial_node_count
+            t = now()
+            cluster = Cluster(
+                uid=uid,
+                sub=key.sub,
+                rg=key.rg,
+                ws=key.ws,
+                name=key.name,
+                partition=partition_name(key.name, uid),
+                node_type=node_type.name,
+                priority=props.vm_priority,
+                properties=stored,
+                secrets=secrets,
+                owner=principal.user,
+                created=t,
+                provisioning_state="creating",
+                provisioning_changed=t,
+                allocation_state="resizing",
+                allocation_changed=t,
+                errors=notes,
+            )
+            self.store.put_cluster(cluster)
+            log.info(
+                "cluster created",
+                cluster=str(key),
+                partition=cluster.partition,
+                node_type=node_type.name,
+                priority=props.vm_priority,
+            )
+            return await self._converge_locked(cluster, snap, extra_demand=initial)
+
+    async def update(self, key: ClusterKey, scale: ScaleSettings) -> Cluster:
+        async with self.lock:
+            cluster = self.get(key)
+            if cluster.provisioning_state == "deleting":
+                raise Conflict(f"cluster {key} is being deleted", target="clusterName")
+            snap = await self.fresh_snapshot()
+            node_type = snap.types.get(cluster.node_type)
+            if node_type is None:
+                raise InvalidRequest(f"node type {cluster.node_type} is gone from Slurm")
+            active = sum(1 for r in cluster.nodes.values() if r.state != "leaving")
+            notes = self._check_capacity(
+                cluster.priority, node_type, scale, snap, exclude=cluster.uid, current=active
+            )
+            cluster.properties["scaleSettings"] = scale.wire()
+            cluster.errors = [e for e in cluster.errors if e.get("code") == SETUP_FAILED] + notes
+            self.store.put_cluster(cluster)
+            log.info("cluster scale changed", cluster=str(key), scale=scale.wire())
+            return await self._converge_locked(cluster, snap)
+
+    async def delete(self, key: ClusterKey) -> Operation:
+        async with self.lock:
+            cluster = self.get(key)
+            op = self._operation("delete-cluster", cluster.uid)
+            if cluster.provisioning_state != "deleting":
+                t = now()
+                cluster.provisioning_state, cluster.provisioning_changed = "deleting", t
+                self.store.put_cluster(cluster)
+                log.info("cluster deletion started", cluster=str(key))
+            try:
+                await self._converge_locked(cluster, await self.fresh_snapshot())
+            except BackendError as exc:  # the reconciler carries on with the deletion
+                log.warning("cluster deletion waits for Slurm", error=str(exc))
+            return op
+
+    def _operation(self, kind: str, target: str) -> Operation:
+        for op in self.store.operations_in_progress():
+            if op.kind == kind and op.target == target:
+                return op
+        t = now()
+        op = Operation(str(uuid.uuid4()), kind, target, "InProgress", None, t, t)
+        self.store.put_operation(op)
+        return op
+
+    # -- validation ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _check_admin(user: str, ssh_key: str | None) -> None:
+        field = "properties.userAccountSettings"
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            raise InvalidRequest(
+                f"{field}.adminUserName {user!r} is not a Unix user on the cluster; bai does not "
+                "create accounts: use an existing user (yours) or ask the operator to add it",
+                target=f"{field}.adminUserName",
+            ) from None
+        if ssh_key is not None and not SSH_KEY.match(ssh_key.strip()):
+            raise InvalidRequest(
+                f"{field}.adminUserSshPublicKey is not an OpenSSH public key line "
+                "(e.g. 'ssh-ed25519 AAAA... comment')",
+                target=f"{field}.adminUserSshPublicKey",
+            )
+
+    def _check_capacity(
+        self,
+        priority: str,
+        node_type: NodeType,
+        scale: ScaleSettings,
+        snap: Snapshot,
+        *,
+        exclude: str | None,
+        current: int,
+    ) -> list[dict[str, str]]:
+        """Refuse what cannot fit now; return notes for what is capped (autoscale max)."""
+        if scale.manual is not None:
+            needed, most = scale.manual.target_node_count, scale.manual.target_node_count
+            target = "properties.scaleSettings.manual.targetNodeCount"
+        else:
+            auto = scale.auto_scale
+            assert auto is not None
+            needed = max(
+                auto.minimum_node_count, min(auto.initial_node_count, auto.maximum_node_count)
+            )
+            most = auto.maximum_node_count
+            target = "properties.scaleSettings.autoScale"
+        usable = [n for n in node_type.nodes if (nd := snap.nodes.get(n)) is not None and nd.usable]
+        if priority == "lowpriority":
+            free = usable
+            why = f"the node type has {len(node_type.nodes)} node(s), {len(usable)} usable"
+        else:
+            owned = self._dedicated_owned(exclude)
+            mine = self._members(exclude)
+            free = [n for n in usable if n not in owned or n in mine]
+            why = (
+                f"{len(free)} of its {len(node_type.nodes)} node(s) are free or already this "
+                f"cluster's; the others are owned by dedicated clusters or unusable"
+            )
+        if needed > len(free) and needed > current:
+            raise InsufficientCapacity(
+                f"the cluster needs {needed} {node_type.name} node(s) but {why}. Ask for fewer "
+                "nodes, use autoScale with a lower minimum, or vmPriority lowpriority",
+                target=target,
+            )
+        if most > len(free):
+            return [
+                {
+                    "code": "AutoScaleCapped" if scale.auto_scale else "InsufficientCapacity",
+                    "message": f"{most} {node_type.name} node(s) asked for but only {len(free)} "
+                    "free now; the cluster holds at most what is free",
+                }
+            ]
+        return []
+
+    def _dedicated_owned(self, exclude: str | None) -> set[str]:
+        return {
+            node
+            for c in self.store.clusters()
+            if c.priority == "dedicated" and c.uid != exclude
+            for node in c.nodes
+        }
+
+    def _members(self, uid: str | None) -> set[str]:
+        if uid is None:
+            return set()
+        return {n for c in self.store.clusters() if c.uid == uid for n in c.nodes}
+
+    # -- converging ----------------------------------------------------------------------------
+
+    async def converge_all(self, snap: Snapshot) -> None:
+        """One reconciler pass over every cluster."""
+        async with self.lock:
+            configured = set(await self.backend.configured_partitions())
+            for cluster in self.store.clusters():
+                if cluster.partition not in configured:
+                    self._applied.pop(cluster.partition, None)  # the file lost it: re-apply
+                try:
+                    await self._converge_locked(cluster, snap)
+                except BackendError as exc:
+                    log.warning("cluster converge failed", cluster=cluster.name, error=str(exc))
+
+    async def _converge_locked(
+        self, cluster: Cluster, snap: Snapshot, extra_demand: int = 0
+    ) -> Cluster:
+        world = self._world(cluster, snap, extra_demand)
+        plan = plan_cluster(cluster, world, self.settings.clusters)
+        await self._execute(cluster, plan, snap)
+        return cluster
+
+    def _world(self, cluster: Cluster, snap: Snapshot, extra_demand: int) -> World:
+        others = [c for c in self.store.clusters() if c.uid != cluster.uid]
+        low_shared: dict[str, int] = {}
+        for c in others:
+            if c.priority == "lowpriority":
+                for n in c.nodes:
+                    low_shared[n] = low_shared.get(n, 0) + 1
+        node_type = snap.types.get(cluster.node_type)
+        return World(
+            nodes=snap.nodes,
+            jobs=snap.jobs,
+            type_nodes=node_type.nodes if node_type else (),
+            dedicated_owned=frozenset(
+                n for c in others if c.priority == "dedicated" for n in c.nodes
+            ),
+            low_shared=low_shared,
+            held_demand=self.held_demand(cluster) + extra_demand,
+            now=now(),
+        )
+
+    async def _execute(self, cluster: Cluster, plan: ClusterPlan, snap: Snapshot) -> None:
+        b = self.backend
+        if plan.remove_partition:
+            await b.remove_partition(cluster.partition)
+            self._applied.pop(cluster.partition, None)
+            await self._undo_nodes(cluster, plan)
+            self.store.delete_cluster(cluster.uid)
+            for op in self.store.operations_in_progress():
+                if op.target == cluster.uid:
+                    op.status, op.updated = "Succeeded", now()
+                    self.store.put_operation(op)
+            log.info("cluster deleted", cluster=cluster.name, partition=cluster.partition)
+            return
+        live = {n for n, node in snap.nodes.items() if cluster.partition in node.partitions}
+        if self._applied.get(cluster.partition) != plan.partition or live != set(
+            plan.partition.nodes
+        ):
+            await b.apply_partition(plan.partition)
+            self._applied[cluster.partition] = plan.partition
+        # From here on the partition matches the plan: record the new membership.
+        cluster.nodes = plan.nodes
+        for job_id in plan.requeue:
+            await b.requeue(job_id)
+        for job_id in plan.cancel:
+            await b.cancel(job_id)
+        await self._undo_nodes(cluster, plan)
+        for node, reason in plan.drain:
+            await b.drain_node(node, reason)
+        await self._start_setups(cluster)
+        self._record_state(cluster, plan)
+        self.store.put_cluster(cluster)
+
+    async def _undo_nodes(self, cluster: Cluster, plan: ClusterPlan) -> None:
+        for node in plan.release:
+            await self.backend.release_reservation(reservation_name(cluster, node))
+        for node in plan.resume:
+            await self.backend.resume_node(node)
+
+    async def _start_setups(self, cluster: Cluster) -> None:
+        """Reserve each node being prepared and submit its setup job (or retry doing so)."""
+        waiting = [
+            r for r in cluster.nodes.values() if r.state == "preparing" and r.setup_job is None
+        ]
+        if not waiting:
+            return
+        admin = cluster.properties["userAccountSettings"]["adminUserName"]
+        secrets_file = await self._write_setup_secrets(cluster, admin)
+        for row in waiting:
+            resv = reservation_name(cluster, row.node)
+            await self.backend.reserve_node(resv, row.node, admin)
+            script = render_setup_script(self._setup_job(cluster, row.node, resv, secrets_file))
+            row.setup_job = await self.backend.submit(script, user=admin)
+            log.info("node setup submitted", cluster=cluster.name, node=row.node, job=row.setup_job)
+
+    def _setup_job(
+        self, cluster: Cluster, node: str, resv: str, secrets_file: str | None
+    ) -> SetupJob:
+        props = cluster.properties
+        task = (props.get("nodeSetup") or {}).get("setupTask") or {}
+        mount_root = self.settings.clusters.mount_root
+        prefix = task.get("stdOutErrPathPrefix")
+        suffix = setup_output_suffix(cluster.sub, cluster.rg, cluster.ws, cluster.name, cluster.uid)
+        output_dir = None
+        if prefix:
+            variables = {"AZ_BATCHAI_MOUNT_ROOT": mount_root}
+            output_dir = expand_path(prefix, variables, field="stdOutErrPathPrefix") + "/" + suffix
+        return SetupJob(
+            partition=cluster.partition,
+            node=node,
+            reservation=resv,
+            comment=f"{SETUP_COMMENT}:{cluster.uid}:{node}",
+            output_dir=output_dir,
+            mount_root=mount_root,
+            command_line=task.get("commandLine"),
+            environment={e["name"]: e["value"] for e in task.get("environmentVariables") or []},
+            secrets_file=secrets_file,
+            ssh_public_key=props["userAccountSettings"].get("adminUserSshPublicKey"),
+        )
+
+    async def _write_setup_secrets(self, cluster: Cluster, admin: str) -> str | None:
+        values: dict[str, str] = cluster.secrets.get("setupTask") or {}
+        if not values:
+            return None
+        path = f"{self.settings.clusters.spool_dir}/clusters/{cluster.uid}/setup-secrets.env"
+        text = "".join(f"{export(name, value)}\n" for name, value in values.items())
+        runner = getattr(self.backend, "runner", None)
+        if runner is None:
+            raise BackendError("this backend cannot place secrets files for setup tasks")
+        await runner.write_text(path, text, mode=0o600, owner=admin)
+        return path
+
+    @staticmethod
+    def _record_state(cluster: Cluster, plan: ClusterPlan) -> None:
+        t = now()
+        if cluster.provisioning_state == "creating":
+            cluster.provisioning_state, cluster.provisioning_changed = "succeeded", t
+        resizing = any(r.state in {"preparing", "leaving"} for r in cluster.nodes.values())
+        scale = scale_of(cluster)
+        if scale.manual is not None:
+            active = sum(1 for r in cluster.nodes.values() if r.state != "leaving")
+            resizing = resizing or active != scale.manual.target_node_count
+        state = "resizing" if resizing else "steady"
+        if state != cluster.allocation_state:
+            cluster.allocation_state, cluster.allocation_changed = state, t
+        failed = [n for n, r in cluster.nodes.items() if r.state == "failed"]
+        kept = [e for e in cluster.errors if e.get("code") not in {SETUP_FAILED}]
+        if plan.notes:
+            kept = [e for e in kept if e.get("code") not in {n["code"] for n in plan.notes}]
+            kept += plan.notes
+        cluster.errors = kept + [
+            {
+                "code": SETUP_FAILED,
+                "message": f"the setup task failed on node {n}; the node is drained. See "
+                f"stderr-{n}.txt in the setup task's output directory",
+                "details": [{"name": "nodeId", "value": n}],
+            }
+            for n in failed
+        ]

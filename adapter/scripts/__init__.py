@@ -1,0 +1,1 @@
+"""Rendering of the batch scripts bai submits (pure functions: data in, text out)."""

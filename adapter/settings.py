@@ -1,0 +1,120 @@
+"""Service settings: `BAI_*` environment variables over a TOML or YAML file over defaults.
+
+The file is named by `BAI_CONFIG` (or `bai serve --config`); nested keys are reached from the
+environment with `__`, e.g. `BAI_CLUSTERS__RECONCILE_INTERVAL_SECONDS=2`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+    YamlConfigSettingsSource,
+)
+
+
+class SlurmSettings(BaseModel):
+    """How bai reaches Slurm."""
+
+    runner: Literal["local"] = "local"
+    partitions_include: str = "/etc/slurm/adapter-partitions.conf"
+    command_timeout_seconds: float = 60.0
+
+
+class RemoteLoginSettings(BaseModel):
+    """What `listRemoteLoginInformation` reports for a node.
+
+    By default a node's Slurm `NodeAddr` and `ssh_port`. Behind a bastion or NAT, either map
+    nodes one by one (`nodes: {gpu-a100-1: "203.0.113.7:50000"}`) or give one `public_address`
+    and a `port_base`: the n-th node of the inventory (sorted by name) gets `port_base + n`.
+    """
+
+    ssh_port: int = 22
+    public_address: str | None = None
+    port_base: int | None = None
+    nodes: dict[str, str] = Field(default_factory=dict)
+
+
+class ClusterSettings(BaseModel):
+    """Cluster semantics: priorities, low-priority limits, scaling and reconciling."""
+
+    dedicated_priority_tier: int = 10
+    lowpriority_priority_tier: int = 1
+    lowpriority_grace_time_seconds: int = 60
+    lowpriority_max_time_minutes: int = 24 * 60
+    reconcile_interval_seconds: float = 15.0
+    autoscale_idle_seconds: float = 300.0
+    # The directory $AZ_BATCHAI_MOUNT_ROOT points at on every node.
+    mount_root: str = "/mnt/batch/tasks/shared/LS_root/mounts"
+    # A directory every node sees at the same path (shared storage on a site), where bai puts
+    # per-job files such as 0600 secrets files owned by the job's user.
+    spool_dir: str = "/var/lib/bai/spool"
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BAI_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    state_dir: Path = Path("/var/lib/bai")
+    host: str = "0.0.0.0"
+    port: int = 8443
+    # TLS: the operator's certificate and key; without them `bai serve` makes a self-signed pair
+    # in `<state_dir>/tls` (dev).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    # The URL clients reach the service at (for Location headers and nextLink); by default taken
+    # from each request.
+    public_url: str | None = None
+    default_subscription: str = "00000000-0000-0000-0000-000000000000"
+    # Azure-authored files name VM sizes; map them to node types (`STANDARD_NC6 = "t4x1"`).
+    vm_size_aliases: dict[str, str] = Field(default_factory=dict)
+    slurm: SlurmSettings = Field(default_factory=SlurmSettings)
+    remote_login: RemoteLoginSettings = Field(default_factory=RemoteLoginSettings)
+    clusters: ClusterSettings = Field(default_factory=ClusterSettings)
+
+    @field_validator("vm_size_aliases")
+    @classmethod
+    def _upper_aliases(cls, value: dict[str, str]) -> dict[str, str]:
+        # Azure VM size names are case-insensitive (Standard_NC6 == STANDARD_NC6).
+        return {k.upper(): v for k, v in value.items()}
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = os.environ.get("BAI_CONFIG")
+        if path:
+            if path.endswith((".yaml", ".yml")):
+                sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+            else:
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    @property
+    def db_path(self) -> Path:
+        return self.state_dir / "bai.db"
+
+
+def load_settings(config: str | None = None, **overrides: Any) -> Settings:
+    """Settings from the environment and the config file (`config` wins over `BAI_CONFIG`)."""
+    if config is not None:
+        if not Path(config).is_file():
+            raise FileNotFoundError(f"config file {config} does not exist")
+        os.environ["BAI_CONFIG"] = config
+    return Settings(**overrides)

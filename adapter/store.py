@@ -1,0 +1,449 @@
+"""The store: SQLite in WAL mode, plain SQL so PostgreSQL can back it later (DESIGN.md 3).
+
+Holds the desired state (workspaces, experiments, clusters and their nodes), long-running
+operations and API tokens. Reads for the API come from here, never from Slurm.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tokens (
+    hash TEXT PRIMARY KEY, unix_user TEXT NOT NULL, admin INTEGER NOT NULL, label TEXT NOT NULL,
+    created TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS workspaces (
+    sub TEXT NOT NULL, rg TEXT NOT NULL COLLATE NOCASE, name TEXT NOT NULL COLLATE NOCASE,
+    location TEXT NOT NULL, tags TEXT NOT NULL, created TEXT NOT NULL, state TEXT NOT NULL,
+    state_changed TEXT NOT NULL, PRIMARY KEY (sub, rg, name));
+CREATE TABLE IF NOT EXISTS experiments (
+    sub TEXT NOT NULL, rg TEXT NOT NULL COLLATE NOCASE, ws TEXT NOT NULL COLLATE NOCASE,
+    name TEXT NOT NULL COLLATE NOCASE, created TEXT NOT NULL, state TEXT NOT NULL,
+    state_changed TEXT NOT NULL, PRIMARY KEY (sub, rg, ws, name));
+CREATE TABLE IF NOT EXISTS clusters (
+    uid TEXT PRIMARY KEY, sub TEXT NOT NULL, rg TEXT NOT NULL COLLATE NOCASE,
+    ws TEXT NOT NULL COLLATE NOCASE, name TEXT NOT NULL COLLATE NOCASE,
+    partition TEXT NOT NULL UNIQUE, node_type TEXT NOT NULL, priority TEXT NOT NULL,
+    properties TEXT NOT NULL, secrets TEXT NOT NULL, owner TEXT NOT NULL, created TEXT NOT NULL,
+    provisioning_state TEXT NOT NULL, provisioning_changed TEXT NOT NULL,
+    allocation_state TEXT NOT NULL, allocation_changed TEXT NOT NULL, errors TEXT NOT NULL,
+    UNIQUE (sub, rg, ws, name));
+CREATE TABLE IF NOT EXISTS cluster_nodes (
+    cluster_uid TEXT NOT NULL REFERENCES clusters(uid) ON DELETE CASCADE, node TEXT NOT NULL,
+    state TEXT NOT NULL, setup_job INTEGER, since TEXT NOT NULL, idle_since TEXT,
+    PRIMARY KEY (cluster_uid, node));
+CREATE TABLE IF NOT EXISTS operations (
+    id TEXT PRIMARY KEY, kind TEXT NOT NULL, target TEXT NOT NULL, status TEXT NOT NULL,
+    error TEXT, created TEXT NOT NULL, updated TEXT NOT NULL);
+"""
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat()
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+@dataclass
+class Workspace:
+    sub: str
+    rg: str
+    name: str
+    location: str
+    tags: dict[str, str]
+    created: datetime
+    state: str
+    state_changed: datetime
+
+
+@dataclass
+class Experiment:
+    sub: str
+    rg: str
+    ws: str
+    name: str
+    created: datetime
+    state: str
+    state_changed: datetime
+
+
+@dataclass
+class ClusterNode:
+    node: str
+    state: str  # preparing | ready | failed | leaving
+    setup_job: int | None
+    since: datetime
+    idle_since: datetime | None
+
+
+@dataclass
+class Cluster:
+    uid: str
+    sub: str
+    rg: str
+    ws: str
+    name: str
+    partition: str
+    node_type: str
+    priority: str  # dedicated | lowpriority
+    properties: dict[str, Any]  # the create request's properties, secrets removed
+    secrets: dict[str, Any]  # secret values kept out of `properties`
+    owner: str
+    created: datetime
+    provisioning_state: str
+    provisioning_changed: datetime
+    allocation_state: str
+    allocation_changed: datetime
+    errors: list[dict[str, Any]]
+    nodes: dict[str, ClusterNode] = field(default_factory=dict)
+
+
+@dataclass
+class Operation:
+    id: str
+    kind: str
+    target: str
+    status: str  # InProgress | Succeeded | Failed
+    error: dict[str, Any] | None
+    created: datetime
+    updated: datetime
+
+
+class Store:
+    """Access to the SQLite store. One connection, used from the event loop thread."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        new = not path.exists()
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        if new:
+            os.chmod(path, 0o600)  # tokens and secrets live here
+        self._db.row_factory = sqlite3.Row
+        self._lock = threading.RLock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(SCHEMA)
+        self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self.path = path
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _all(self, sql: str, *args: Any) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    def _one(self, sql: str, *args: Any) -> sqlite3.Row | None:
+        with self._lock:
+            row: sqlite3.Row | None = self._db.execute(sql, args).fetchone()
+            return row
+
+    def _run(self, sql: str, *args: Any) -> int:
+        with self._lock:
+            return self._db.execute(sql, args).rowcount
+
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
+
+    # -- tokens --------------------------------------------------------------------------------
+
+    def add_token(self, token_hash: str, user: str, admin: bool, label: str) -> None:
+        self._run(
+            "INSERT INTO tokens VALUES (?, ?, ?, ?, ?)",
+            token_hash,
+            user,
+            int(admin),
+            label,
+            _ts(now()),
+        )
+
+    def token(self, token_hash: str) -> tuple[str, bool] | None:
+        row = self._one("SELECT unix_user, admin FROM tokens WHERE hash = ?", token_hash)
+        return (row["unix_user"], bool(row["admin"])) if row else None
+
+    # -- workspaces ----------------------------------------------------------------------------
+
+    def put_workspace(self, ws: Workspace) -> None:
+        self._run(
+            "INSERT INTO workspaces VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sub, rg, name) "
+            "DO UPDATE SET location = excluded.location, tags = excluded.tags, "
+            "state = excluded.state, state_changed = excluded.state_changed",
+            ws.sub,
+            ws.rg,
+            ws.name,
+            ws.location,
+            json.dumps(ws.tags),
+            _ts(ws.created),
+            ws.state,
+            _ts(ws.state_changed),
+        )
+
+    def workspace(self, sub: str, rg: str, name: str) -> Workspace | None:
+        row = self._one(
+            "SELECT * FROM workspaces WHERE sub = ? AND rg = ? AND name = ?", sub, rg, name
+        )
+        return _workspace(row) if row else None
+
+    def workspaces(self, sub: str, rg: str | None = None) -> list[Workspace]:
+        if rg is None:
+            rows = self._all("SELECT * FROM workspaces WHERE sub = ? ORDER BY rg, name", sub)
+        else:
+            rows = self._all(
+                "SELECT * FROM workspaces WHERE sub = ? AND rg = ? ORDER BY name", sub, rg
+            )
+        return [_workspace(r) for r in rows]
+
+    def delete_workspace(self, sub: str, rg: str, name: str) -> None:
+        self._run("DELETE FROM workspaces WHERE sub = ? AND rg = ? AND name = ?", sub, rg, name)
+
+    # -- experiments ---------------------------------------------------------------------------
+
+    def put_experiment(self, ex: Experiment) -> None:
+        self._run(
+            "INSERT INTO experiments VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (sub, rg, ws, name) DO UPDATE SET state = excluded.state, "
+            "state_changed = excluded.state_changed",
+            ex.sub,
+            ex.rg,
+            ex.ws,
+            ex.name,
+            _ts(ex.created),
+            ex.state,
+            _ts(ex.state_changed),
+        )
+
+    def experiment(self, sub: str, rg: str, ws: str, name: str) -> Experiment | None:
+        row = self._one(
+            "SELECT * FROM experiments WHERE sub = ? AND rg = ? AND ws = ? AND name = ?",
+            sub,
+            rg,
+            ws,
+            name,
+        )
+        return _experiment(row) if row else None
+
+    def experiments(self, sub: str, rg: str, ws: str) -> list[Experiment]:
+        rows = self._all(
+            "SELECT * FROM experiments WHERE sub = ? AND rg = ? AND ws = ? ORDER BY name",
+            sub,
+            rg,
+            ws,
+        )
+        return [_experiment(r) for r in rows]
+
+    def delete_experiment(self, sub: str, rg: str, ws: str, name: str) -> None:
+        self._run(
+            "DELETE FROM experiments WHERE sub = ? AND rg = ? AND ws = ? AND name = ?",
+            sub,
+            rg,
+            ws,
+            name,
+        )
+
+    # -- clusters ------------------------------------------------------------------------------
+
+    def put_cluster(self, c: Cluster) -> None:
+        """Insert or replace a cluster and its node rows, atomically."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO clusters VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (uid) DO UPDATE SET properties = excluded.properties, "
+                "secrets = excluded.secrets, provisioning_state = excluded.provisioning_state, "
+                "provisioning_changed = excluded.provisioning_changed, "
+                "allocation_state = excluded.allocation_state, "
+                "allocation_changed = excluded.allocation_changed, errors = excluded.errors",
+                (
+                    c.uid,
+                    c.sub,
+                    c.rg,
+                    c.ws,
+                    c.name,
+                    c.partition,
+                    c.node_type,
+                    c.priority,
+                    json.dumps(c.properties),
+                    json.dumps(c.secrets),
+                    c.owner,
+                    _ts(c.created),
+                    c.provisioning_state,
+                    _ts(c.provisioning_changed),
+                    c.allocation_state,
+                    _ts(c.allocation_changed),
+                    json.dumps(c.errors),
+                ),
+            )
+            db.execute("DELETE FROM cluster_nodes WHERE cluster_uid = ?", (c.uid,))
+            db.executemany(
+                "INSERT INTO cluster_nodes VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        c.uid,
+                        n.node,
+                        n.state,
+                        n.setup_job,
+                        _ts(n.since),
+                        _ts(n.idle_since) if n.idle_since else None,
+                    )
+                    for n in c.nodes.values()
+                ],
+            )
+
+    def cluster(self, sub: str, rg: str, ws: str, name: str) -> Cluster | None:
+        rows = self._all(
+            "SELECT * FROM clusters WHERE sub = ? AND rg = ? AND ws = ? AND name = ?",
+            sub,
+            rg,
+            ws,
+            name,
+        )
+        return self._with_nodes(rows)[0] if rows else None
+
+    def clusters(
+        self, sub: str | None = None, rg: str | None = None, ws: str | None = None
+    ) -> list[Cluster]:
+        """Clusters of a workspace, or every cluster when no scope is given."""
+        if sub is None:
+            rows = self._all("SELECT * FROM clusters ORDER BY sub, rg, ws, name")
+        else:
+            rows = self._all(
+                "SELECT * FROM clusters WHERE sub = ? AND rg = ? AND ws = ? ORDER BY name",
+                sub,
+                rg,
+                ws,
+            )
+        return self._with_nodes(rows)
+
+    def delete_cluster(self, uid: str) -> None:
+        self._run("DELETE FROM clusters WHERE uid = ?", uid)
+
+    def _with_nodes(self, rows: list[sqlite3.Row]) -> list[Cluster]:
+        clusters = [_cluster(r) for r in rows]
+        if not clusters:
+            return []
+        by_uid = {c.uid: c for c in clusters}
+        marks = ",".join("?" * len(by_uid))
+        for row in self._all(
+            f"SELECT * FROM cluster_nodes WHERE cluster_uid IN ({marks}) ORDER BY node", *by_uid
+        ):
+            by_uid[row["cluster_uid"]].nodes[row["node"]] = ClusterNode(
+                node=row["node"],
+                state=row["state"],
+                setup_job=row["setup_job"],
+                since=datetime.fromisoformat(row["since"]),
+                idle_since=_dt(row["idle_since"]),
+            )
+        return clusters
+
+    # -- operations ----------------------------------------------------------------------------
+
+    def put_operation(self, op: Operation) -> None:
+        self._run(
+            "INSERT INTO operations VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+            "status = excluded.status, error = excluded.error, updated = excluded.updated",
+            op.id,
+            op.kind,
+            op.target,
+            op.status,
+            json.dumps(op.error) if op.error else None,
+            _ts(op.created),
+            _ts(op.updated),
+        )
+
+    def operation(self, op_id: str) -> Operation | None:
+        row = self._one("SELECT * FROM operations WHERE id = ?", op_id)
+        if not row:
+            return None
+        return Operation(
+            id=row["id"],
+            kind=row["kind"],
+            target=row["target"],
+            status=row["status"],
+            error=json.loads(row["error"]) if row["error"] else None,
+            created=datetime.fromisoformat(row["created"]),
+            updated=datetime.fromisoformat(row["updated"]),
+        )
+
+    def operations_in_progress(self) -> list[Operation]:
+        ops = [
+            self.operation(r["id"])
+            for r in self._all(
+                "SELECT id FROM operations WHERE status = 'InProgress' ORDER BY created"
+            )
+        ]
+        return [op for op in ops if op is not None]
+
+
+def _workspace(row: sqlite3.Row) -> Workspace:
+    return Workspace(
+        sub=row["sub"],
+        rg=row["rg"],
+        name=row["name"],
+        location=row["location"],
+        tags=json.loads(row["tags"]),
+        created=datetime.fromisoformat(row["created"]),
+        state=row["state"],
+        state_changed=datetime.fromisoformat(row["state_changed"]),
+    )
+
+
+def _experiment(row: sqlite3.Row) -> Experiment:
+    return Experiment(
+        sub=row["sub"],
+        rg=row["rg"],
+        ws=row["ws"],
+        name=row["name"],
+        created=datetime.fromisoformat(row["created"]),
+        state=row["state"],
+        state_changed=datetime.fromisoformat(row["state_changed"]),
+    )
+
+
+def _cluster(row: sqlite3.Row) -> Cluster:
+    return Cluster(
+        uid=row["uid"],
+        sub=row["sub"],
+        rg=row["rg"],
+        ws=row["ws"],
+        name=row["name"],
+        partition=row["partition"],
+        node_type=row["node_type"],
+        priority=row["priority"],
+        properties=json.loads(row["properties"]),
+        secrets=json.loads(row["secrets"]),
+        owner=row["owner"],
+        created=datetime.fromisoformat(row["created"]),
+        provisioning_state=row["provisioning_state"],
+        provisioning_changed=datetime.fromisoformat(row["provisioning_changed"]),
+        allocation_state=row["allocation_state"],
+        allocation_changed=datetime.fromisoformat(row["allocation_changed"]),
+        errors=json.loads(row["errors"]),
+    )

@@ -1,0 +1,79 @@
+"""Fixtures for end-to-end tests: the real service on the real dev cluster."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cluster import sh
+from tests.e2e.service import STATE_DIR, TEST_ENV, Api, Service, daemon_running
+
+
+@pytest.fixture(scope="session")
+def service(dev_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """`bai serve` with test timers, in place of the dev service (one adapter per cluster)."""
+    dev_running = daemon_running("bai")
+    if dev_running:
+        sh("/usr/local/sbin/bai-daemonctl", "stop", "bai")
+    log = tmp_path_factory.mktemp("bai") / "bai.log"
+    svc = Service(
+        url="https://127.0.0.1:8444",
+        ca=str(STATE_DIR / "tls" / "cert.pem"),
+        log=log,
+        env=dict(TEST_ENV),
+    )
+    svc.start()
+    yield svc
+    svc.stop()
+    if dev_running:
+        sh("/usr/local/sbin/bai-daemonctl", "start", "bai")
+
+
+@pytest.fixture
+def admin(service: Service) -> Iterator[Api]:
+    """An admin client in a fresh resource group, cleaned up afterwards."""
+    api = Api(service, service.token("root", admin=True))
+    yield api
+    for ws in api.call("GET", api.path("workspaces")).json()["value"]:
+        api.delete_workspace(ws["name"])
+    api.close()
+
+
+@pytest.fixture
+def workspace(admin: Api) -> str:
+    name = f"ws-{uuid.uuid4().hex[:6]}"
+    admin.workspace(name)
+    return name
+
+
+@pytest.fixture
+def alice(service: Service, admin: Api) -> Iterator[Api]:
+    """A non-admin client for alice, in the admin fixture's resource group."""
+    api = Api(service, service.token("alice"), rg=admin.rg)
+    yield api
+    api.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    svc = getattr(item, "funcargs", {}).get("service")
+    if report.failed and isinstance(svc, Service):
+        report.sections.append(("bai service log", svc.tail()))
+    return report
+
+
+def storage_dir() -> Iterator[Path]:
+    path = Path("/tmp") / f"bai-e2e-{uuid.uuid4().hex[:8]}"
+    path.mkdir(mode=0o1777)
+    path.chmod(0o1777)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+shared_dir = pytest.fixture(storage_dir)

@@ -1,0 +1,211 @@
+"""The bai service under test: a real `bai serve` over HTTPS on the dev cluster, and a client."""
+
+from __future__ import annotations
+
+import os
+import ssl
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.cluster import sh
+
+CONFIG = "/etc/bai/bai.toml"
+STATE_DIR = Path("/var/lib/bai")
+API = "2018-05-01"
+# Short timers so scaling, preemption and setup are seen within seconds.
+TEST_ENV = {
+    "BAI_CONFIG": CONFIG,
+    "BAI_PORT": "8444",
+    "BAI_CLUSTERS__RECONCILE_INTERVAL_SECONDS": "1",
+    "BAI_CLUSTERS__AUTOSCALE_IDLE_SECONDS": "4",
+    "BAI_CLUSTERS__LOWPRIORITY_GRACE_TIME_SECONDS": "3",
+}
+
+
+@dataclass
+class Service:
+    """A running `bai serve`."""
+
+    url: str
+    ca: str
+    log: Path
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes] | None = None
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def tls(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.ca)
+
+    def start(self) -> None:
+        port = self.url.rsplit(":", 1)[1]
+        if f":{port} " in sh("ss", "-Hltn").stdout:
+            raise RuntimeError(f"port {port} is taken (a stale `bai serve`?); stop it first")
+        bai = Path(sys.executable).parent / "bai"
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [str(bai), "serve"],
+                env={**os.environ, **self.env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self.proc = None
+                raise RuntimeError(f"bai serve exited:\n{self.tail()}")
+            try:
+                httpx.get(self.url + "/", verify=self.tls(), timeout=2)
+                return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"bai serve did not answer:\n{self.tail()}")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+            self.proc = None
+
+    def token(self, user: str, admin: bool = False) -> str:
+        key = f"{user}:{admin}"
+        if key not in self.tokens:
+            argv = [str(Path(sys.executable).parent / "bai"), "token", "create", "--user", user]
+            out = subprocess.run(
+                argv + (["--admin"] if admin else []),
+                env={**os.environ, **self.env},
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            self.tokens[key] = out.stdout.strip()
+        return self.tokens[key]
+
+    def tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log.read_text().splitlines()[-lines:]) if self.log.exists() else ""
+
+
+class CloudError(Exception):
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        self.status = status
+        self.error = body.get("error", {})
+        super().__init__(f"HTTP {status}: {self.error}")
+
+
+class Api:
+    """A thin client of the REST API for tests, scoped to one resource group."""
+
+    def __init__(
+        self,
+        service: Service,
+        token: str,
+        rg: str | None = None,
+        sub: str = "00000000-0000-0000-0000-000000000000",
+    ) -> None:
+        self.http = httpx.Client(
+            base_url=service.url,
+            verify=service.tls(),
+            timeout=60,
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        self.sub = sub
+        self.rg = rg or f"t-{uuid.uuid4().hex[:8]}"
+
+    def close(self) -> None:
+        self.http.close()
+
+    def path(self, *parts: str) -> str:
+        base = f"/subscriptions/{self.sub}/resourceGroups/{self.rg}/providers/Microsoft.BatchAI"
+        return "/".join([base, *parts])
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        ok: tuple[int, ...] = (200, 202),
+        **params: Any,
+    ) -> httpx.Response:
+        response = self.http.request(method, path, json=body, params={"api-version": API, **params})
+        if response.status_code not in ok:
+            raise CloudError(response.status_code, response.json() if response.content else {})
+        return response
+
+    def workspace(self, ws: str) -> dict[str, Any]:
+        return self.call("PUT", self.path("workspaces", ws), {"location": "test"}).json()
+
+    def cluster(self, ws: str, name: str, properties: dict[str, Any]) -> dict[str, Any]:
+        return self.call(
+            "PUT", self.path("workspaces", ws, "clusters", name), {"properties": properties}
+        ).json()
+
+    def get_cluster(self, ws: str, name: str) -> dict[str, Any]:
+        return self.call("GET", self.path("workspaces", ws, "clusters", name)).json()
+
+    def scale(self, ws: str, name: str, scale: dict[str, Any]) -> dict[str, Any]:
+        return self.call(
+            "PATCH",
+            self.path("workspaces", ws, "clusters", name),
+            {"properties": {"scaleSettings": scale}},
+        ).json()
+
+    def delete_cluster(self, ws: str, name: str, timeout: float = 120) -> None:
+        response = self.call("DELETE", self.path("workspaces", ws, "clusters", name))
+        if response.status_code == 202:
+            self.wait_operation(response, timeout)
+
+    def delete_workspace(self, ws: str, timeout: float = 180) -> None:
+        response = self.call("DELETE", self.path("workspaces", ws), ok=(200, 202, 404))
+        if response.status_code == 202:
+            self.wait_operation(response, timeout)
+
+    def wait_operation(self, response: httpx.Response, timeout: float) -> None:
+        status_url = response.headers["Azure-AsyncOperation"]
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.http.get(status_url).json()["status"]
+            if status != "InProgress":
+                assert status == "Succeeded", status
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"operation still in progress after {timeout} s")
+            time.sleep(0.5)
+
+    def wait_cluster(
+        self, ws: str, name: str, cond: Callable[[dict[str, Any]], bool], timeout: float = 90
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            cluster = self.get_cluster(ws, name)
+            if cond(cluster["properties"]):
+                return cluster
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"cluster {name} never reached the state: {cluster['properties']}"
+                )
+            time.sleep(0.5)
+
+    def free_dedicated(self, node_type: str) -> int:
+        """Nodes of a type no dedicated cluster owns (from the usages API)."""
+        items = self.call(
+            "GET", f"/subscriptions/{self.sub}/providers/Microsoft.BatchAI/locations/onprem/usages"
+        ).json()["value"]
+        usage = next(u for u in items if u["name"]["value"] == f"{node_type} dedicated nodes")
+        return int(usage["limit"] - usage["currentValue"])
+
+
+def counts(props: dict[str, Any]) -> dict[str, int]:
+    """nodeStateCounts without the NodeCount suffix."""
+    return {k.removesuffix("NodeCount"): v for k, v in props["nodeStateCounts"].items()}
+
+
+def daemon_running(name: str) -> bool:
+    return sh("/usr/local/sbin/bai-daemonctl", "status", name).returncode == 0
