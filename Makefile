@@ -30,8 +30,11 @@ cluster: venv
 	$(PLAY) site.yml
 
 dev: cluster
+	@echo "==> bai service (restarted to run this checkout's code)"
+	@/usr/local/sbin/bai-daemonctl restart bai
+	@$(BIN)/bai dev init --config /etc/bai/bai.toml --env-file .dev/env
 	@echo "==> Nodes of the dev cluster"
-	$(BIN)/bai slurm nodes
+	@$(BIN)/bai slurm nodes
 
 dev-down: venv
 	$(PLAY) dev-down.yml

@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     # from each request.
     public_url: str | None = None
     default_subscription: str = "00000000-0000-0000-0000-000000000000"
+    # Dev only: where `local` storage accounts keep their shares (BAI_DEV_STORAGE_ROOT).
+    dev_storage_root: Path | None = None
     # Azure-authored files name VM sizes; map them to node types (`STANDARD_NC6 = "t4x1"`).
     vm_size_aliases: dict[str, str] = Field(default_factory=dict)
     slurm: SlurmSettings = Field(default_factory=SlurmSettings)

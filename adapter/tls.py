@@ -18,7 +18,9 @@ def ensure_self_signed(directory: Path) -> tuple[Path, Path]:
     cert_path, key_path = directory / "cert.pem", directory / "key.pem"
     if cert_path.exists() and key_path.exists():
         return cert_path, key_path
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # The certificate is public (clients verify with it); only the key is private.
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o755)
     key = ec.generate_private_key(ec.SECP256R1())
     host = socket.gethostname()
     names: list[x509.GeneralName] = [

@@ -102,7 +102,10 @@ def plan_cluster(cluster: Cluster, world: World, cfg: ClusterSettings) -> Cluste
     mine = [j for j in world.jobs if j.partition == cluster.partition]
     running_on: dict[str, list[SlurmJob]] = {}
     for job in mine:
-        if job.state in {"RUNNING", "COMPLETING", "SUSPENDED"}:
+        # Setup jobs are bai's own: deallocation options and idleness concern user work.
+        if job.state in {"RUNNING", "COMPLETING", "SUSPENDED"} and not job.comment.startswith(
+            SETUP_COMMENT
+        ):
             for node in job.nodes:
                 running_on.setdefault(node, []).append(job)
 

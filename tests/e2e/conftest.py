@@ -14,7 +14,7 @@ from tests.cluster import sh
 from tests.e2e.service import STATE_DIR, TEST_ENV, Api, Service, daemon_running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def service(dev_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """`bai serve` with test timers, in place of the dev service (one adapter per cluster)."""
     dev_running = daemon_running("bai")
