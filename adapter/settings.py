@@ -58,6 +58,52 @@ class ClusterSettings(BaseModel):
     spool_dir: str = "/var/lib/bai/spool"
 
 
+class StorageAccount(BaseModel):
+    """What an Azure storage account name means on this site (DESIGN.md section 5).
+
+    - `local`: shares are directories present on every node (and on the bai host), at
+      `<path>/<share or container>`; jobs get a symlink.
+    - `rclone`: a FUSE mount made by the job's user; `remote` is an rclone backend section
+      (type and options), the share or container is the path on it.
+    - `nfs` / `cifs`: kernel mounts made by the root Prolog: `<server>:<export>/<share>` or
+      `//<server>/<share>`, with `options`.
+    `adapter_path`, if set, is where the bai host sees the same files (for listOutputFiles).
+    """
+
+    kind: Literal["local", "rclone", "nfs", "cifs"]
+    path: str | None = None
+    remote: dict[str, str] = Field(default_factory=dict)
+    server: str | None = None
+    export: str = ""
+    options: str = ""
+    adapter_path: str | None = None
+
+
+class ContainerSettings(BaseModel):
+    """How jobs with `containerSettings` run. `runtime = "host"` runs them on the node itself
+    (the image is not used; execution.log says so). Otherwise `command` is an argv prefix with
+    `{image}` in it, e.g. ["apptainer", "exec", "--nv", "docker://{image}"]."""
+
+    runtime: Literal["none", "host", "template"] = "none"
+    command: list[str] = Field(default_factory=list)
+    # Directories put first on PATH for jobs that name an image under the host runtime. Dev
+    # uses it for stand-ins of what the recipes' images provide (python, pip, apt).
+    host_path: list[str] = Field(default_factory=list)
+
+
+class JobSettings(BaseModel):
+    """Where jobs live on the nodes, and how they are launched."""
+
+    # Node-local parent of every job's temp directory (mode 1777 on the nodes).
+    job_root: str = "/mnt/batch/tasks/shared/LS_root/jobs"
+    # `srun --mpi=` for MPI toolkits (horovod, customMpi, cntk, chainer, caffe).
+    srun_mpi: str = "none"
+    # Operator-approved mount commands for unmanagedFileSystems (exact match).
+    unmanaged_mounts: list[str] = Field(default_factory=list)
+    # Test-only fault injection: exit right after recording a job, or right after sbatch.
+    crash_point: Literal["", "after_record", "after_submit"] = ""
+
+
 class Settings(BaseSettings):
     """Everything an operator can set."""
 
@@ -83,6 +129,9 @@ class Settings(BaseSettings):
     slurm: SlurmSettings = Field(default_factory=SlurmSettings)
     remote_login: RemoteLoginSettings = Field(default_factory=RemoteLoginSettings)
     clusters: ClusterSettings = Field(default_factory=ClusterSettings)
+    jobs: JobSettings = Field(default_factory=JobSettings)
+    containers: ContainerSettings = Field(default_factory=ContainerSettings)
+    storage_accounts: dict[str, StorageAccount] = Field(default_factory=dict)
 
     @field_validator("vm_size_aliases")
     @classmethod

@@ -43,6 +43,17 @@ CREATE TABLE IF NOT EXISTS cluster_nodes (
     cluster_uid TEXT NOT NULL REFERENCES clusters(uid) ON DELETE CASCADE, node TEXT NOT NULL,
     state TEXT NOT NULL, setup_job INTEGER, since TEXT NOT NULL, idle_since TEXT,
     PRIMARY KEY (cluster_uid, node));
+CREATE TABLE IF NOT EXISTS jobs (
+    uid TEXT PRIMARY KEY, sub TEXT NOT NULL, rg TEXT NOT NULL COLLATE NOCASE,
+    ws TEXT NOT NULL COLLATE NOCASE, exp TEXT NOT NULL COLLATE NOCASE,
+    name TEXT NOT NULL COLLATE NOCASE, cluster_uid TEXT NOT NULL, owner TEXT NOT NULL,
+    properties TEXT NOT NULL, secrets TEXT NOT NULL, script TEXT NOT NULL, info TEXT NOT NULL,
+    created TEXT NOT NULL, provisioning_state TEXT NOT NULL, provisioning_changed TEXT NOT NULL,
+    execution_state TEXT NOT NULL, execution_changed TEXT NOT NULL, slurm_id INTEGER,
+    terminate INTEGER NOT NULL, start_time TEXT, end_time TEXT, exit_code INTEGER,
+    errors TEXT NOT NULL, restarts INTEGER NOT NULL, nodes TEXT NOT NULL,
+    UNIQUE (sub, rg, ws, exp, name));
+CREATE INDEX IF NOT EXISTS jobs_active ON jobs (execution_state);
 CREATE TABLE IF NOT EXISTS operations (
     id TEXT PRIMARY KEY, kind TEXT NOT NULL, target TEXT NOT NULL, status TEXT NOT NULL,
     error TEXT, created TEXT NOT NULL, updated TEXT NOT NULL);
@@ -113,6 +124,39 @@ class Cluster:
     allocation_changed: datetime
     errors: list[dict[str, Any]]
     nodes: dict[str, ClusterNode] = field(default_factory=dict)
+
+
+@dataclass
+class Job:
+    uid: str
+    sub: str
+    rg: str
+    ws: str
+    exp: str
+    name: str
+    cluster_uid: str
+    owner: str
+    properties: dict[str, Any]  # the create request's properties, secret values removed
+    secrets: dict[str, str]
+    script: str  # the rendered batch script (kept so a resubmission is the same script)
+    info: dict[str, Any]  # what bai derived at creation: layout, capped limit, tool type
+    created: datetime
+    provisioning_state: str
+    provisioning_changed: datetime
+    execution_state: str  # queued | running | terminating | succeeded | failed
+    execution_changed: datetime
+    slurm_id: int | None
+    terminate: bool
+    start_time: datetime | None
+    end_time: datetime | None
+    exit_code: int | None
+    errors: list[dict[str, Any]]
+    restarts: int
+    nodes: list[str]
+
+    @property
+    def final(self) -> bool:
+        return self.execution_state in {"succeeded", "failed"}
 
 
 @dataclass
@@ -363,6 +407,86 @@ class Store:
             )
         return clusters
 
+    # -- jobs ----------------------------------------------------------------------------------
+
+    def put_job(self, j: Job) -> None:
+        self._run(
+            f"INSERT INTO jobs VALUES ({', '.join('?' * 25)}) ON CONFLICT (uid) DO UPDATE SET "
+            "provisioning_state = excluded.provisioning_state, "
+            "provisioning_changed = excluded.provisioning_changed, "
+            "execution_state = excluded.execution_state, "
+            "execution_changed = excluded.execution_changed, slurm_id = excluded.slurm_id, "
+            "terminate = excluded.terminate, start_time = excluded.start_time, "
+            "end_time = excluded.end_time, exit_code = excluded.exit_code, "
+            "errors = excluded.errors, restarts = excluded.restarts, nodes = excluded.nodes, "
+            "secrets = excluded.secrets",
+            j.uid,
+            j.sub,
+            j.rg,
+            j.ws,
+            j.exp,
+            j.name,
+            j.cluster_uid,
+            j.owner,
+            json.dumps(j.properties),
+            json.dumps(j.secrets),
+            j.script,
+            json.dumps(j.info),
+            _ts(j.created),
+            j.provisioning_state,
+            _ts(j.provisioning_changed),
+            j.execution_state,
+            _ts(j.execution_changed),
+            j.slurm_id,
+            int(j.terminate),
+            _ts(j.start_time) if j.start_time else None,
+            _ts(j.end_time) if j.end_time else None,
+            j.exit_code,
+            json.dumps(j.errors),
+            j.restarts,
+            json.dumps(j.nodes),
+        )
+
+    def job(self, sub: str, rg: str, ws: str, exp: str, name: str) -> Job | None:
+        row = self._one(
+            "SELECT * FROM jobs WHERE sub = ? AND rg = ? AND ws = ? AND exp = ? AND name = ?",
+            sub,
+            rg,
+            ws,
+            exp,
+            name,
+        )
+        return _job(row) if row else None
+
+    def job_by_uid(self, uid: str) -> Job | None:
+        row = self._one("SELECT * FROM jobs WHERE uid = ?", uid)
+        return _job(row) if row else None
+
+    def jobs(self, sub: str, rg: str, ws: str, exp: str) -> list[Job]:
+        rows = self._all(
+            "SELECT * FROM jobs WHERE sub = ? AND rg = ? AND ws = ? AND exp = ? ORDER BY created",
+            sub,
+            rg,
+            ws,
+            exp,
+        )
+        return [_job(r) for r in rows]
+
+    def active_jobs(self) -> list[Job]:
+        """Jobs not yet succeeded or failed, and finished jobs being deleted."""
+        rows = self._all(
+            "SELECT * FROM jobs WHERE execution_state NOT IN ('succeeded', 'failed') "
+            "OR provisioning_state = 'deleting' ORDER BY created"
+        )
+        return [_job(r) for r in rows]
+
+    def count_jobs(self) -> dict[str, int]:
+        rows = self._all("SELECT execution_state, COUNT(*) AS n FROM jobs GROUP BY execution_state")
+        return {r["execution_state"]: r["n"] for r in rows}
+
+    def delete_job(self, uid: str) -> None:
+        self._run("DELETE FROM jobs WHERE uid = ?", uid)
+
     # -- operations ----------------------------------------------------------------------------
 
     def put_operation(self, op: Operation) -> None:
@@ -446,4 +570,34 @@ def _cluster(row: sqlite3.Row) -> Cluster:
         allocation_state=row["allocation_state"],
         allocation_changed=datetime.fromisoformat(row["allocation_changed"]),
         errors=json.loads(row["errors"]),
+    )
+
+
+def _job(row: sqlite3.Row) -> Job:
+    return Job(
+        uid=row["uid"],
+        sub=row["sub"],
+        rg=row["rg"],
+        ws=row["ws"],
+        exp=row["exp"],
+        name=row["name"],
+        cluster_uid=row["cluster_uid"],
+        owner=row["owner"],
+        properties=json.loads(row["properties"]),
+        secrets=json.loads(row["secrets"]),
+        script=row["script"],
+        info=json.loads(row["info"]),
+        created=datetime.fromisoformat(row["created"]),
+        provisioning_state=row["provisioning_state"],
+        provisioning_changed=datetime.fromisoformat(row["provisioning_changed"]),
+        execution_state=row["execution_state"],
+        execution_changed=datetime.fromisoformat(row["execution_changed"]),
+        slurm_id=row["slurm_id"],
+        terminate=bool(row["terminate"]),
+        start_time=_dt(row["start_time"]),
+        end_time=_dt(row["end_time"]),
+        exit_code=row["exit_code"],
+        errors=json.loads(row["errors"]),
+        restarts=row["restarts"],
+        nodes=json.loads(row["nodes"]),
     )

@@ -9,6 +9,7 @@ import structlog
 
 from adapter.clusters.service import ClusterKey, ClusterService
 from adapter.errors import Conflict, NotFound
+from adapter.jobs.service import JobKey, JobService
 from adapter.models.workspaces import WorkspaceCreateParameters
 from adapter.snapshot import Snapshot
 from adapter.store import Experiment, Operation, Store, Workspace, now
@@ -19,9 +20,10 @@ log = structlog.get_logger(__name__)
 class WorkspaceService:
     """Workspaces and experiments."""
 
-    def __init__(self, store: Store, clusters: ClusterService) -> None:
+    def __init__(self, store: Store, clusters: ClusterService, jobs: JobService) -> None:
         self.store = store
         self.clusters = clusters
+        self.jobs = jobs
 
     def get(self, sub: str, rg: str, name: str) -> Workspace:
         ws = self.store.workspace(sub, rg, name)
@@ -61,20 +63,28 @@ class WorkspaceService:
             ws.state, ws.state_changed = "deleting", now()
             self.store.put_workspace(ws)
             log.info("workspace deletion started", workspace=f"{rg}/{name}")
+        for ex in self.store.experiments(sub, rg, name):
+            await self.delete_experiment(sub, rg, name, ex.name)
         for cluster in self.store.clusters(sub, rg, name):
             await self.clusters.delete(ClusterKey(sub, rg, name, cluster.name))
-        for ex in self.store.experiments(sub, rg, name):
-            self.store.delete_experiment(sub, rg, name, ex.name)
         self.finish_deletions()
         return op
 
     def finish_deletions(self) -> None:
-        """Remove workspaces whose deletion has nothing left to wait for."""
+        """Remove experiments and workspaces whose deletion has nothing left to wait for."""
+        for op in self.store.operations_in_progress():
+            if op.kind != "delete-experiment":
+                continue
+            sub, rg, ws, name = op.target.removeprefix("experiment:").split("/", 3)
+            if not self.store.jobs(sub, rg, ws, name):
+                self.store.delete_experiment(sub, rg, ws, name)
+                op.status, op.updated = "Succeeded", now()
+                self.store.put_operation(op)
         for op in self.store.operations_in_progress():
             if op.kind != "delete-workspace":
                 continue
             sub, rg, name = op.target.removeprefix("workspace:").split("/", 2)
-            if not self.store.clusters(sub, rg, name):
+            if not self.store.clusters(sub, rg, name) and not self.store.experiments(sub, rg, name):
                 self.store.delete_workspace(sub, rg, name)
                 op.status, op.updated = "Succeeded", now()
                 self.store.put_operation(op)
@@ -103,6 +113,19 @@ class WorkspaceService:
         self.store.put_experiment(ex)
         return ex
 
-    def delete_experiment(self, sub: str, rg: str, ws: str, name: str) -> None:
-        self.experiment(sub, rg, ws, name)
-        self.store.delete_experiment(sub, rg, ws, name)
+    async def delete_experiment(self, sub: str, rg: str, ws: str, name: str) -> Operation:
+        """Deleting an experiment deletes its jobs (terminating running ones) first."""
+        ex = self.experiment(sub, rg, ws, name)
+        target = f"experiment:{sub}/{rg}/{ws}/{name}"
+        op = next((o for o in self.store.operations_in_progress() if o.target == target), None)
+        if op is None:
+            t = now()
+            op = Operation(str(uuid.uuid4()), "delete-experiment", target, "InProgress", None, t, t)
+            self.store.put_operation(op)
+        if ex.state != "deleting":
+            ex.state, ex.state_changed = "deleting", now()
+            self.store.put_experiment(ex)
+        for job in self.store.jobs(sub, rg, ws, name):
+            await self.jobs.delete(JobKey(sub, rg, ws, name, job.name))
+        self.finish_deletions()
+        return op

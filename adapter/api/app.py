@@ -13,11 +13,13 @@ from fastapi import FastAPI, Request, Response
 from adapter import __version__
 from adapter.api import errors
 from adapter.api.deps import Services
-from adapter.api.routes import clusters, operations, workspaces
+from adapter.api.routes import clusters, files, jobs, operations, workspaces
 from adapter.backends.base import SlurmBackend
 from adapter.backends.cli import CliBackend
 from adapter.backends.runner import LocalRunner
 from adapter.clusters.service import ClusterService
+from adapter.jobs.files import UrlSigner
+from adapter.jobs.service import JobService
 from adapter.reconciler import Reconciler
 from adapter.settings import Settings
 from adapter.store import Store
@@ -29,15 +31,26 @@ log = structlog.get_logger(__name__)
 def build_services(settings: Settings, backend: SlurmBackend | None = None) -> Services:
     """Everything the API needs, from settings (the backend may be given, for tests)."""
     store = Store(settings.db_path)
+    runner = LocalRunner()
     if backend is None:
-        backend = CliBackend(LocalRunner(), include_path=settings.slurm.partitions_include)
+        backend = CliBackend(runner, include_path=settings.slurm.partitions_include)
     reconciler = Reconciler(store, backend, settings.clusters.reconcile_interval_seconds)
     cluster_service = ClusterService(
         store, backend, settings, reconciler.latest, reconciler.take_snapshot
     )
-    workspace_service = WorkspaceService(store, cluster_service)
-    reconciler.hooks += [cluster_service.converge_all, workspace_service.on_pass]
-    return Services(settings, store, reconciler, cluster_service, workspace_service)
+    job_service = JobService(store, backend, runner, settings, cluster_service)
+    cluster_service.held_demand = job_service.held_nodes
+    workspace_service = WorkspaceService(store, cluster_service, job_service)
+    # Clusters first (they may grow for held jobs), then jobs, then finished deletions.
+    reconciler.hooks += [
+        cluster_service.converge_all,
+        job_service.on_pass,
+        workspace_service.on_pass,
+    ]
+    signer = UrlSigner(settings.state_dir / "url-signing.key")
+    return Services(
+        settings, store, reconciler, cluster_service, workspace_service, job_service, signer
+    )
 
 
 def create_app(svc: Services, *, run_reconciler: bool = True) -> FastAPI:
@@ -55,7 +68,7 @@ def create_app(svc: Services, *, run_reconciler: bool = True) -> FastAPI:
     app = FastAPI(title="bai", version=__version__, lifespan=lifespan)
     app.state.services = svc
     errors.install(app)
-    for module in (workspaces, clusters, operations):
+    for module in (workspaces, clusters, jobs, files, operations):
         app.include_router(module.router)
 
     @app.middleware("http")

@@ -10,6 +10,8 @@ from fastapi import Depends, Request
 from adapter.auth import Principal, authenticate
 from adapter.clusters.service import ClusterService
 from adapter.errors import InvalidRequest, Unauthorized
+from adapter.jobs.files import UrlSigner
+from adapter.jobs.service import JobService
 from adapter.reconciler import Reconciler
 from adapter.settings import Settings
 from adapter.store import Store
@@ -27,6 +29,8 @@ class Services:
     reconciler: Reconciler
     clusters: ClusterService
     workspaces: WorkspaceService
+    jobs: JobService
+    signer: UrlSigner
 
 
 def services(request: Request) -> Services:

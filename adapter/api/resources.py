@@ -9,7 +9,7 @@ from typing import Any
 from adapter.clusters.view import node_state_counts
 from adapter.scripts.setup_task import setup_output_suffix
 from adapter.snapshot import Snapshot
-from adapter.store import Cluster, Experiment, Workspace
+from adapter.store import Cluster, Experiment, Job, Workspace
 
 PROVIDER = "Microsoft.BatchAI"
 
@@ -78,5 +78,45 @@ def cluster_resource(c: Cluster, snapshot: Snapshot | None) -> dict[str, Any]:
         "id": cluster_id(c),
         "name": c.name,
         "type": f"{PROVIDER}/workspaces/clusters",
+        "properties": props,
+    }
+
+
+def iso_duration(seconds: int) -> str:
+    """ISO-8601 duration as Batch AI answered (P7D, PT2H, P1DT30M)."""
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    time = "".join(f"{v}{u}" for v, u in ((hours, "H"), (minutes, "M"), (secs, "S")) if v)
+    return "P" + (f"{days}D" if days else "") + (f"T{time}" if time else "" if days else "T0S")
+
+
+def job_id(j: Job) -> str:
+    return f"{workspace_id(j.sub, j.rg, j.ws)}/experiments/{j.exp}/jobs/{j.name}"
+
+
+def job_resource(j: Job) -> dict[str, Any]:
+    props: dict[str, Any] = copy.deepcopy(j.properties)
+    info: dict[str, Any] = {"startTime": iso(j.start_time), "preemptionCount": j.restarts}
+    if j.final:
+        info.update(endTime=iso(j.end_time), exitCode=j.exit_code, errors=j.errors)
+    props.update(
+        {
+            "toolType": j.info["toolType"],
+            "jobOutputDirectoryPathSegment": j.info["segment"],
+            # The effective limit: on a low-priority cluster, capped at the low-priority cap.
+            "constraints": {"maxWallClockTime": iso_duration(j.info["limitSeconds"])},
+            "creationTime": iso(j.created),
+            "provisioningState": j.provisioning_state,
+            "provisioningStateTransitionTime": iso(j.provisioning_changed),
+            "executionState": j.execution_state,
+            "executionStateTransitionTime": iso(j.execution_changed),
+            "executionInfo": info,
+        }
+    )
+    return {
+        "id": job_id(j),
+        "name": j.name,
+        "type": f"{PROVIDER}/workspaces/experiments/jobs",
         "properties": props,
     }

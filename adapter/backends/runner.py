@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import pwd
+import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -52,6 +53,14 @@ class Runner(Protocol):
         self, path: str, text: str, mode: int = 0o644, owner: str | None = None
     ) -> None:
         """Replace a file atomically (readers see the old or the new text, never a mix)."""
+        ...
+
+    async def make_dir(self, path: str, mode: int = 0o755, owner: str | None = None) -> None:
+        """Create a directory (and its parents) with this mode and owner, if it is missing."""
+        ...
+
+    async def remove(self, path: str) -> None:
+        """Remove a file or a directory tree; a missing one is not an error."""
         ...
 
 
@@ -148,3 +157,24 @@ class LocalRunner:
                 raise
 
         await asyncio.to_thread(write)
+
+    async def make_dir(self, path: str, mode: int = 0o755, owner: str | None = None) -> None:
+        def make() -> None:
+            target = Path(path)
+            target.mkdir(parents=True, exist_ok=True)
+            target.chmod(mode)
+            if owner is not None:
+                entry = pwd.getpwnam(owner)
+                os.chown(target, entry.pw_uid, entry.pw_gid)
+
+        await asyncio.to_thread(make)
+
+    async def remove(self, path: str) -> None:
+        def remove() -> None:
+            target = Path(path)
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target, ignore_errors=True)
+            else:
+                target.unlink(missing_ok=True)
+
+        await asyncio.to_thread(remove)

@@ -26,6 +26,7 @@ class NodeType:
     name: str
     nodes: tuple[str, ...]
     gres: str
+    gpu_type: str | None
     gpus: int
     cpus: int
     memory_mb: int
@@ -57,6 +58,7 @@ def node_types(nodes: Iterable[SlurmNode]) -> dict[str, NodeType]:
             name=name,
             nodes=tuple(sorted(n.name for n in members)),
             gres=first.gres,
+            gpu_type=first.gpu_type,
             gpus=first.gpus,
             cpus=first.cpus,
             memory_mb=first.real_memory_mb,

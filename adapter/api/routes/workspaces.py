@@ -138,15 +138,16 @@ def get_experiment(
 
 
 @router.delete(WS + "/experiments/{name}")
-def delete_experiment(
+async def delete_experiment(
     sub: str,
     rg: str,
     ws: str,
     name: str,
+    request: Request,
     _p: Caller,
     s: Svc,
 ) -> Response:
     _names(rg, ws)
     check_name("experimentName", name)
-    s.workspaces.delete_experiment(sub, rg, ws, name)
-    return Response(status_code=200)
+    op = await s.workspaces.delete_experiment(sub, rg, ws, name)
+    return accepted(op, base_url(request), sub)

@@ -1,0 +1,72 @@
+"""listOutputFiles, and the signed download URLs it hands out (Range requests supported)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import FileResponse
+
+from adapter.api.deps import Caller, Svc, api_version, base_url
+from adapter.api.paging import page
+from adapter.api.routes.jobs import JOB, _key
+from adapter.errors import InvalidRequest, NotFound, Unauthorized
+from adapter.jobs.files import confined, file_items, list_dir, local_root
+
+router = APIRouter()
+
+
+@router.api_route(
+    JOB + "/listOutputFiles", methods=["POST", "GET"], dependencies=[Depends(api_version)]
+)
+def list_output_files(
+    sub: str, rg: str, ws: str, exp: str, name: str, request: Request, _p: Caller, s: Svc
+) -> dict[str, Any]:
+    job = s.jobs.get(_key(sub, rg, ws, exp, name))
+    query = request.query_params
+    directory_id = query.get("outputdirectoryid")
+    if not directory_id:
+        raise InvalidRequest(
+            "outputdirectoryid is required: stdouterr or an output directory id",
+            target="outputdirectoryid",
+        )
+    try:
+        expiry = int(query.get("linkexpiryinminutes", "60"))
+    except ValueError:
+        expiry = 0
+    if not 5 <= expiry <= 600:
+        raise InvalidRequest(
+            "linkexpiryinminutes must be an integer from 5 to 600", target="linkexpiryinminutes"
+        )
+    directory = query.get("directory", ".")
+    entries = list_dir(local_root(job, directory_id), directory)
+    items = file_items(
+        entries,
+        base=base_url(request),
+        job=job,
+        directory_id=directory_id,
+        relative=directory,
+        signer=s.signer,
+        expiry_minutes=expiry,
+    )
+    return page(request, items, base_url(request))
+
+
+@router.get("/bai/files/{path:path}")
+def download(path: str, request: Request, s: Svc) -> FileResponse:
+    """A file behind a signed URL; no bearer token (the signature is the permission)."""
+    try:
+        expires = int(request.query_params.get("se", "0"))
+    except ValueError:
+        expires = 0
+    if not s.signer.verify(path, expires, request.query_params.get("sig", "")):
+        raise Unauthorized("the download link is not valid or has expired; list the files again")
+    uid, _, rest = path.partition("/")
+    directory_id, _, relative = rest.partition("/")
+    job = s.store.job_by_uid(uid)
+    if job is None:
+        raise NotFound("the job of this link no longer exists")
+    target = confined(local_root(job, directory_id), relative)
+    if not target.is_file():
+        raise NotFound(f"{relative} does not exist")
+    return FileResponse(target, media_type="application/octet-stream")

@@ -1,0 +1,1 @@
+"""Batch AI jobs on Slurm: paths, volumes, the rendered script, the lifecycle."""

@@ -1,0 +1,239 @@
+"""A Batch AI job rendered as one sbatch script (pure: data in, text out; DESIGN.md 5).
+
+The script has fixed, labelled blocks: directives, bai's own variables, environment, helpers,
+node preparation (mounts, on every node), directories and logs, job preparation, the toolkit
+launch, and the exit record. Every value from a request goes through `adapter.scripts.shell`.
+The script itself writes execution.log, so outcomes survive bai being down when the job ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from adapter.jobs.launch import Launch
+from adapter.jobs.layout import JobLayout
+from adapter.scripts.shell import directive, export, quote
+
+NICE = {"high": 0, "normal": 1000, "low": 2000}
+HELPER = "/usr/local/libexec/bai/bai-node-helper"
+
+
+@dataclass(frozen=True)
+class JobScript:
+    """Everything the script of one job needs, already validated and resolved."""
+
+    title: str  # rg/ws/experiment/job, for the header comment
+    uid: str
+    name: str
+    partition: str
+    nodes: int
+    gpu_type: str | None
+    gpus_per_node: int
+    time_limit_minutes: int
+    capped: bool  # the low-priority cap shortened the requested wall clock time
+    priority: str  # low | normal | high
+    low_priority: bool
+    grace_seconds: int
+    layout: JobLayout
+    environment: Sequence[tuple[str, str]]  # user environmentVariables, in order
+    secrets_file: str | None
+    plan_file: str | None  # the node helper's mount plan, when there are volumes
+    node_addresses: Mapping[str, str]
+    launch: Launch
+    job_preparation: str | None
+    container_prefix: Sequence[str] = ()
+    image_not_used: str | None = None  # the image named by a job run on the host runtime
+    host_path: Sequence[str] = field(default_factory=tuple)
+    srun_mpi: str = "none"
+
+
+def render_job_script(job: JobScript) -> str:
+    lay = job.layout
+    out: list[str] = ["#!/bin/bash", f"# bai job {job.title} ({job.uid}); rendered by bai"]
+    out += _directives(job)
+    out += [
+        "",
+        "# -- bai",
+        f"BAI_EXEC_LOG={quote(lay.execution_log)}",
+        f"BAI_STDOUTERR={quote(lay.stdouterr)}",
+        f"BAI_SPOOL={quote(lay.spool)}",
+        f"BAI_PLAN={quote(job.plan_file or '')}",
+        f"BAI_TIME_LIMIT={job.time_limit_minutes * 60}",
+        f"BAI_CAPPED={int(job.capped)}",
+        f"BAI_GPUS={job.gpus_per_node}",
+        "BAI_RUN_START=$(date +%s)",
+        "BAI_CHILD=",
+        "BAI_ENDED=",
+        f"BAI_CONTAINER=({' '.join(quote(w) for w in job.container_prefix)})",
+        "declare -A BAI_NODE_ADDR=("
+        + " ".join(f"[{quote(n)}]={quote(a)}" for n, a in sorted(job.node_addresses.items()))
+        + ")",
+        "",
+        "# -- environment",
+    ]
+    out += [export(name, value) for name, value in _batchai_environment(job)]
+    out += [export(name, value) for name, value in job.environment]
+    if job.secrets_file:
+        out.append(f"set -a; . {quote(job.secrets_file)}; set +a")
+    if job.image_not_used and job.host_path:
+        out.append(f'export PATH={quote(":".join(job.host_path))}:"$PATH"')
+    out += _helpers()
+    out += _prepare_nodes(job)
+    out += _directories(job)
+    if job.job_preparation is not None:
+        out += _job_preparation(job)
+    out += ["", "# -- launch", *job.launch.lines, "bai_finish $?", ""]
+    return "\n".join(out)
+
+
+def _directives(job: JobScript) -> list[str]:
+    lines = [
+        directive("--job-name", job.name),
+        directive("--partition", job.partition),
+        directive("--nodes", job.nodes),
+        directive("--exclusive"),
+        directive("--time", job.time_limit_minutes),
+        directive("--nice", NICE[job.priority]),
+        directive("--comment", f"bai:{job.uid}"),
+        directive("--chdir", job.layout.spool),
+        directive("--output", f"{job.layout.spool}/slurm.out"),
+        directive("--requeue"),
+    ]
+    if job.gpus_per_node and job.gpu_type:
+        lines.insert(4, directive("--gres", f"gpu:{job.gpu_type}:{job.gpus_per_node}"))
+    if job.low_priority:
+        # The batch shell gets USR1 when the job is preempted (preempt_send_user_signal) or
+        # this long before the time limit; it logs the notice and keeps going.
+        lines.append(directive("--signal", f"B:USR1@{job.grace_seconds}"))
+    return lines
+
+
+def _batchai_environment(job: JobScript) -> list[tuple[str, str]]:
+    lay = job.layout
+    env = [
+        ("AZ_BATCHAI_MOUNT_ROOT", lay.mount_root),
+        ("AZ_BATCHAI_JOB_MOUNT_ROOT", lay.job_mount_root),
+        ("AZ_BATCHAI_JOB_TEMP", lay.job_temp),
+        ("AZ_BATCHAI_JOB_TEMP_DIR", lay.job_temp_dir),
+        ("AZ_BATCHAI_SHARED_JOB_TEMP", lay.shared_temp),
+        ("AZ_BATCHAI_STDOUTERR_DIR", lay.stdouterr),
+        ("AZ_BATCHAI_MPI_HOST_FILE", lay.hostfile),
+        ("AZ_BATCHAI_NUM_GPUS", str(job.gpus_per_node)),
+    ]
+    env += [(f"AZ_BATCHAI_INPUT_{k}", v) for k, v in sorted(lay.inputs.items())]
+    env += [(f"AZ_BATCHAI_OUTPUT_{k}", v) for k, v in sorted(lay.outputs.items())]
+    env += list(job.launch.environment)
+    return env
+
+
+def _helpers() -> list[str]:
+    # JSON lines; every value bai puts in is a number or a fixed word.
+    return [
+        "",
+        "# -- helpers",
+        "bai_log() {",
+        '  local line; line=$(printf \'{"time":"%s","event":"%s","run":%s%s}\' '
+        '"$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$1" "${SLURM_RESTART_COUNT:-0}" "${2:+,$2}")',
+        '  printf "%s\\n" "$line" >>"$BAI_EXEC_LOG"',
+        '  if [ -d "$BAI_STDOUTERR" ]; then',
+        '    printf "%s\\n" "$line" >>"$BAI_STDOUTERR/execution.log"',
+        "  fi",
+        "}",
+        "bai_end() {  # exit code, error code ('' when none), extra JSON fields",
+        '  [ -n "$BAI_ENDED" ] && return',
+        "  BAI_ENDED=1",
+        '  bai_log end "\\"exit\\":$1,\\"error\\":\\"$2\\"${3:+,$3}"',
+        "}",
+        "bai_finish() {",
+        '  if [ "$1" -eq 0 ]; then bai_end 0 ""; else bai_end "$1" JobFailed; fi',
+        '  exit "$1"',
+        "}",
+        "bai_run() {  # run in the background, so the traps below fire while it runs",
+        '  "$@" & BAI_CHILD=$!',
+        "  local rc",
+        '  while :; do wait "$BAI_CHILD"; rc=$?; kill -0 "$BAI_CHILD" 2>/dev/null || break; done',
+        "  BAI_CHILD=",
+        "  return $rc",
+        "}",
+        "bai_on_term() {",
+        "  local elapsed=$(( $(date +%s) - BAI_RUN_START ))",
+        "  if [ $elapsed -ge $(( BAI_TIME_LIMIT - 60 )) ]; then",
+        "    if [ $BAI_CAPPED -eq 1 ]; then bai_end 143 LowPriorityTimeLimitExceeded;",
+        "    else bai_end 143 MaxWallClockTimeExceeded; fi",
+        "  else",
+        '    bai_log signal "\\"signal\\":\\"TERM\\""',
+        "  fi",
+        "}",
+        "bai_teardown() {",
+        '  if [ -n "$BAI_PLAN" ]; then',
+        '    srun --overlap --ntasks-per-node=1 --nodes="$SLURM_JOB_NUM_NODES" \\',
+        f'      --output=/dev/null {HELPER} teardown "$BAI_PLAN" >/dev/null 2>&1',
+        "  fi",
+        "}",
+        'trap \'bai_log notice "\\"signal\\":\\"USR1\\""\' USR1',
+        "trap bai_on_term TERM",
+        "trap bai_teardown EXIT",
+        'mapfile -t BAI_NODES < <(scontrol show hostnames "$SLURM_JOB_NODELIST")',
+        'bai_addr() { echo "${BAI_NODE_ADDR[$1]:-$1}"; }',
+        'bai_log start "\\"nodes\\":$SLURM_JOB_NUM_NODES"',
+    ]
+
+
+def _prepare_nodes(job: JobScript) -> list[str]:
+    lines = ["", "# -- every node: job temp, mount roots, volumes"]
+    if job.plan_file:
+        lines += [
+            'if ! srun --overlap --ntasks-per-node=1 --nodes="$SLURM_JOB_NUM_NODES" \\',
+            f'    --output="$BAI_SPOOL/prepare-%n.out" {HELPER} prepare "$BAI_PLAN"; then',
+            '  bai_end 1 VolumeMountFailed "\\"detail\\":\\"see $BAI_SPOOL/mount-error\\""',
+            "  exit 1",
+            "fi",
+        ]
+    else:
+        lines += [
+            'srun --overlap --ntasks-per-node=1 --nodes="$SLURM_JOB_NUM_NODES" \\',
+            '  --output=/dev/null mkdir -p -m 700 "$AZ_BATCHAI_JOB_TEMP" \\',
+            '  "$AZ_BATCHAI_JOB_MOUNT_ROOT"',
+        ]
+    return lines
+
+
+def _directories(job: JobScript) -> list[str]:
+    lay = job.layout
+    dirs = " ".join(quote(d) for d in [lay.stdouterr, lay.shared_temp, *lay.outputs.values()])
+    lines = [
+        "",
+        "# -- directories and logs (outputs exist, owned by the job user, before the job runs)",
+        f"mkdir -p -- {dirs} || {{ bai_end 1 OutputDirectoryFailed; exit 1; }}",
+        'cp -f "$BAI_EXEC_LOG" "$BAI_STDOUTERR/execution.log"',
+        'exec >>"$BAI_STDOUTERR/stdout.txt" 2>>"$BAI_STDOUTERR/stderr.txt"',
+        'cd "$AZ_BATCHAI_JOB_TEMP" || exit 1',
+        'for node in "${BAI_NODES[@]}"; do echo "$(bai_addr "$node") slots=$BAI_GPUS"; done'
+        ' >"$AZ_BATCHAI_MPI_HOST_FILE"',
+    ]
+    if job.image_not_used:
+        lines.append(
+            f'bai_log image_not_used "\\"note\\":\\"container_runtime is host: the image '
+            f'was not used\\""  # image: {_comment(job.image_not_used)}'
+        )
+    return lines
+
+
+def _job_preparation(job: JobScript) -> list[str]:
+    prefix = '"${BAI_CONTAINER[@]}" ' if job.container_prefix else ""
+    return [
+        "",
+        "# -- job preparation, on every node",
+        'bai_run srun --overlap --ntasks-per-node=1 --nodes="$SLURM_JOB_NUM_NODES" \\',
+        '  --open-mode=append --output="$BAI_STDOUTERR/stdout-job_prep.txt" \\',
+        '  --error="$BAI_STDOUTERR/stderr-job_prep.txt" \\',
+        f"  {prefix}bash -c {quote(job.job_preparation or '')}",
+        "rc=$?",
+        'bai_log job_prep "\\"exit\\":$rc"',
+        'if [ $rc -ne 0 ]; then bai_end "$rc" JobPreparationFailed; exit "$rc"; fi',
+    ]
+
+
+def _comment(text: str) -> str:
+    return text.replace("\n", " ")

@@ -1,0 +1,556 @@
+"""Jobs: validation, rendering, submission (record first, then sbatch), and the lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import functools
+import json
+import math
+import os
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import structlog
+
+from adapter.auth import Principal
+from adapter.backends.base import SlurmBackend, SlurmJob
+from adapter.backends.runner import Runner
+from adapter.clusters.service import ClusterKey, ClusterService
+from adapter.errors import BackendError, Conflict, InvalidRequest, NotFound
+from adapter.jobs.launch import launch_for
+from adapter.jobs.layout import build_layout, job_segment
+from adapter.jobs.outcome import decide, error, parse_execution_log
+from adapter.jobs.script import JobScript, render_job_script
+from adapter.jobs.volumes import Volume, resolve_volumes
+from adapter.models.jobs import TOOLKITS, JobCreateParameters
+from adapter.scripts.shell import export
+from adapter.settings import Settings
+from adapter.snapshot import Snapshot
+from adapter.store import Cluster, Job, Operation, Store, now
+
+log = structlog.get_logger(__name__)
+
+CLUSTER_ID = re.compile(
+    r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.BatchAI/"
+    r"workspaces/(?P<ws>[^/]+)/clusters/(?P<name>[^/]+)/?$",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class JobKey:
+    sub: str
+    rg: str
+    ws: str
+    exp: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.rg}/{self.ws}/{self.exp}/{self.name}"
+
+
+def human(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    if minutes % (24 * 60) == 0:
+        days = minutes // (24 * 60)
+        return f"{days} day{'s' if days != 1 else ''}" if days != 1 else "24 hours"
+    if minutes % 60 == 0:
+        return f"{minutes // 60} hours"
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
+class JobService:
+    """Everything that changes jobs. One lock: a job is never submitted twice."""
+
+    def __init__(
+        self,
+        store: Store,
+        backend: SlurmBackend,
+        runner: Runner,
+        settings: Settings,
+        clusters: ClusterService,
+    ) -> None:
+        self.store = store
+        self.backend = backend
+        self.runner = runner
+        self.settings = settings
+        self.clusters = clusters
+        self.lock = asyncio.Lock()
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def get(self, key: JobKey) -> Job:
+        job = self.store.job(key.sub, key.rg, key.ws, key.exp, key.name)
+        if job is None:
+            raise NotFound(f"job {key} does not exist", target="jobName")
+        return job
+
+    def held_nodes(self, cluster: Cluster) -> int:
+        """Nodes wanted by jobs bai holds because the cluster is smaller than they need."""
+        return sum(
+            j.properties["nodeCount"]
+            for j in self.store.active_jobs()
+            if j.cluster_uid == cluster.uid and j.slurm_id is None and not j.terminate
+        )
+
+    # -- create --------------------------------------------------------------------------------
+
+    async def create(self, key: JobKey, body: JobCreateParameters, principal: Principal) -> Job:
+        experiment = self.store.experiment(key.sub, key.rg, key.ws, key.exp)
+        if experiment is None or experiment.state == "deleting":
+            raise NotFound(
+                f"experiment {key.rg}/{key.ws}/{key.exp} does not exist; create it first",
+                target="experimentName",
+            )
+        props = body.properties
+        wire = body.wire()["properties"]
+        cluster = self._cluster(props.cluster.id)
+        async with self.lock:
+            existing = self.store.job(key.sub, key.rg, key.ws, key.exp, key.name)
+            if existing is not None:
+                if _without_secrets(wire) == existing.properties and not existing.final:
+                    return existing
+                raise Conflict(
+                    f"job {key} already exists; jobs cannot be changed, delete it or "
+                    "use another name",
+                    target="jobName",
+                )
+            job = self._build(key, body, wire, cluster, principal)
+            self.store.put_job(job)  # recorded before sbatch: a crash cannot submit it twice
+            await self._write_spool(job)
+            log.info(
+                "job recorded",
+                job=str(key),
+                uid=job.uid,
+                cluster=cluster.name,
+                tool=job.info["toolType"],
+                nodes=props.node_count,
+            )
+            if self.settings.jobs.crash_point == "after_record":
+                os._exit(3)
+            await self._try_submit(job, cluster)
+            return job
+
+    def _cluster(self, cluster_id: str) -> Cluster:
+        m = CLUSTER_ID.match(cluster_id)
+        if not m:
+            raise InvalidRequest(
+                f"properties.cluster.id {cluster_id!r} is not a cluster id (/subscriptions/<sub>/"
+                "resourceGroups/<rg>/providers/Microsoft.BatchAI/workspaces/<ws>/clusters/<name>)",
+                target="properties.cluster.id",
+            )
+        key = ClusterKey(m["sub"], m["rg"], m["ws"], m["name"])
+        cluster = self.store.cluster(key.sub, key.rg, key.ws, key.name)
+        if cluster is None or cluster.provisioning_state == "deleting":
+            raise InvalidRequest(
+                f"properties.cluster.id: cluster {key} does not exist",
+                target="properties.cluster.id",
+            )
+        return cluster
+
+    def _build(
+        self,
+        key: JobKey,
+        body: JobCreateParameters,
+        wire: dict[str, Any],
+        cluster: Cluster,
+        principal: Principal,
+    ) -> Job:
+        props = body.properties
+        cfg = self.settings
+        most = _max_nodes(cluster)
+        if props.node_count > most:
+            raise InvalidRequest(
+                f"properties.nodeCount {props.node_count} is more than cluster {cluster.name} can "
+                f"ever have ({most}); lower nodeCount or scale the cluster",
+                target="properties.nodeCount",
+            )
+        container = props.container_settings
+        image = container.image_source_registry.image if container else None
+        if image and cfg.containers.runtime == "none":
+            raise InvalidRequest(
+                "properties.containerSettings: this site has no container runtime configured; "
+                "remove containerSettings to run on the nodes directly, or ask the operator to "
+                "set containers.runtime",
+                target="properties.containerSettings",
+            )
+        uid = str(uuid.uuid4())
+        segment = job_segment(key.sub, key.rg, key.ws, key.exp, key.name, uid)
+        layout = build_layout(
+            segment=segment,
+            uid=uid,
+            job_root=cfg.jobs.job_root,
+            spool_root=cfg.clusters.spool_dir,
+            cluster_mount_root=f"{cfg.jobs.job_root}/{uid}/cluster-mounts",
+            std_out_err_prefix=props.std_out_err_path_prefix,
+            outputs=[d.wire() for d in props.output_directories],
+            inputs=[d.wire() for d in props.input_directories],
+        )
+        dev_root = str(cfg.dev_storage_root) if cfg.dev_storage_root else None
+        resolve = functools.partial(
+            resolve_volumes,
+            accounts=cfg.storage_accounts,
+            dev_root=dev_root,
+            unmanaged_allowed=cfg.jobs.unmanaged_mounts,
+        )
+        volumes = resolve(
+            (cluster.properties.get("nodeSetup") or {}).get("mountVolumes"),
+            field="cluster nodeSetup.mountVolumes",
+            root=layout.mount_root,
+        ) + resolve(
+            wire.get("mountVolumes"), field="properties.mountVolumes", root=layout.job_mount_root
+        )
+        low = cluster.priority == "lowpriority"
+        requested = props.constraints.max_wall_clock_time
+        cap = timedelta(minutes=cfg.clusters.lowpriority_max_time_minutes)
+        capped = low and requested > cap
+        limit = cap if capped else requested
+        snap = self.clusters.snapshot()
+        node_type = snap.types.get(cluster.node_type) if snap else None
+        addresses = (
+            {n: snap.nodes[n].address for n in node_type.nodes} if (snap and node_type) else {}
+        )
+        gpus = node_type.gpus if node_type else 0
+        toolkit_key = props.toolkit_key
+        tool = TOOLKITS[toolkit_key]
+        launch = launch_for(
+            tool,
+            wire[toolkit_key],
+            nodes=props.node_count,
+            gpus=gpus,
+            variables=layout.variables(),
+            mpi=cfg.jobs.srun_mpi,
+            container=bool(image and cfg.containers.runtime == "template"),
+            field=f"properties.{toolkit_key}",
+        )
+        prefix = (
+            [w.replace("{image}", image) for w in cfg.containers.command]
+            if (image and cfg.containers.runtime == "template")
+            else []
+        )
+        script = render_job_script(
+            JobScript(
+                title=str(key),
+                uid=uid,
+                name=key.name,
+                partition=cluster.partition,
+                nodes=props.node_count,
+                gpu_type=node_type.gpu_type if node_type else None,
+                gpus_per_node=gpus,
+                time_limit_minutes=math.ceil(limit.total_seconds() / 60),
+                capped=capped,
+                priority=props.scheduling_priority,
+                low_priority=low,
+                grace_seconds=cfg.clusters.lowpriority_grace_time_seconds,
+                layout=layout,
+                environment=[(e.name, e.value) for e in props.environment_variables],
+                secrets_file=f"{layout.spool}/secrets.env" if props.secrets else None,
+                plan_file=f"{layout.spool}/plan.json" if volumes else None,
+                node_addresses=addresses,
+                launch=launch,
+                job_preparation=props.job_preparation.command_line
+                if props.job_preparation
+                else None,
+                container_prefix=prefix,
+                image_not_used=image if cfg.containers.runtime == "host" else None,
+                host_path=cfg.containers.host_path,
+                srun_mpi=cfg.jobs.srun_mpi,
+            )
+        )
+        stored = _without_secrets(wire)
+        for toolkit in TOOLKITS:
+            settings = stored.get(toolkit)
+            if settings is not None and "processCount" in _PROCESS_TOOLKITS.get(toolkit, ()):
+                settings.setdefault("processCount", props.node_count)
+        t = now()
+        return Job(
+            uid=uid,
+            sub=key.sub,
+            rg=key.rg,
+            ws=key.ws,
+            exp=key.exp,
+            name=key.name,
+            cluster_uid=cluster.uid,
+            owner=principal.user,
+            properties=stored,
+            secrets={s.name: s.value or "" for s in props.secrets},
+            script=script,
+            info={
+                "toolType": tool,
+                "segment": segment,
+                "layout": layout.__dict__,
+                "capped": capped,
+                "limitSeconds": int(limit.total_seconds()),
+                "capSeconds": int(cap.total_seconds()),
+                "volumes": [v.__dict__ | {"remote": dict(v.remote or {})} for v in volumes],
+            },
+            created=t,
+            provisioning_state="succeeded",
+            provisioning_changed=t,
+            execution_state="queued",
+            execution_changed=t,
+            slurm_id=None,
+            terminate=False,
+            start_time=None,
+            end_time=None,
+            exit_code=None,
+            errors=[],
+            restarts=0,
+            nodes=[],
+        )
+
+    async def _write_spool(self, job: Job) -> None:
+        """The job's private directory: plan, secrets and rclone config, all owned by the user."""
+        spool = job.info["layout"]["spool"]
+        await self.runner.make_dir(spool, 0o700, job.owner)
+        await self.runner.make_dir(f"{spool}/shared", 0o700, job.owner)
+        volumes = [Volume(**{**v, "remote": v.get("remote") or None}) for v in job.info["volumes"]]
+        if volumes:
+            plan = {
+                "uid": job.uid,
+                "spool": spool,
+                "job_temp": job.info["layout"]["job_temp"],
+                "mount_roots": [
+                    job.info["layout"]["job_mount_root"],
+                    job.info["layout"]["mount_root"],
+                ],
+                "volumes": [v.plan() for v in volumes],
+                "rclone_config": f"{spool}/rclone.conf",
+            }
+            await self.runner.write_text(
+                f"{spool}/plan.json", json.dumps(plan, indent=1), 0o644, job.owner
+            )
+        remotes = {v.remote_name: v.remote for v in volumes if v.kind == "rclone" and v.remote}
+        if remotes:
+            text = "".join(
+                f"[{name}]\n" + "".join(f"{k} = {v}\n" for k, v in cfg.items()) + "\n"
+                for name, cfg in remotes.items()
+            )
+            await self.runner.write_text(f"{spool}/rclone.conf", text, 0o600, job.owner)
+        if job.secrets:
+            text = "".join(f"{export(k, v)}\n" for k, v in job.secrets.items())
+            await self.runner.write_text(f"{spool}/secrets.env", text, 0o600, job.owner)
+
+    async def _try_submit(self, job: Job, cluster: Cluster) -> None:
+        """sbatch the job if its cluster has the nodes for it now; else bai holds it."""
+        size = sum(1 for r in cluster.nodes.values() if r.state != "leaving")
+        if size < job.properties["nodeCount"]:
+            log.info(
+                "job held until the cluster grows",
+                job=job.name,
+                nodes=size,
+                needed=job.properties["nodeCount"],
+            )
+            return
+        job.slurm_id = await self.backend.submit(job.script, user=job.owner)
+        if self.settings.jobs.crash_point == "after_submit":
+            os._exit(3)
+        self.store.put_job(job)
+        log.info("job submitted", job=job.name, uid=job.uid, slurm_id=job.slurm_id)
+
+    # -- terminate and delete ------------------------------------------------------------------
+
+    async def terminate(self, key: JobKey) -> Operation | None:
+        """Queued or running -> failed (via terminating); a finished job is left as it is."""
+        async with self.lock:
+            job = self.get(key)
+            if job.final:
+                return None
+            await self._request_terminate(job)
+            return self._operation("terminate-job", job.uid)
+
+    async def delete(self, key: JobKey) -> Operation:
+        async with self.lock:
+            job = self.get(key)
+            if not job.final:
+                await self._request_terminate(job)
+            job.provisioning_state, job.provisioning_changed = "deleting", now()
+            self.store.put_job(job)
+            op = self._operation("delete-job", job.uid)
+            await self._finish_deletion(job)
+            return op
+
+    async def _request_terminate(self, job: Job) -> None:
+        job.terminate = True
+        if job.slurm_id is None:
+            self._finalize(job, "failed", None, [error("JobTerminated")])
+            return
+        if job.execution_state != "terminating":
+            job.execution_state, job.execution_changed = "terminating", now()
+        self.store.put_job(job)
+        try:
+            await self.backend.cancel(job.slurm_id)
+        except BackendError as exc:  # the reconciler cancels again on its next pass
+            log.warning("cancel failed; will retry", job=job.name, error=str(exc))
+
+    async def _finish_deletion(self, job: Job) -> None:
+        if job.provisioning_state != "deleting" or not job.final:
+            return
+        await self.runner.remove(job.info["layout"]["spool"])
+        self.store.delete_job(job.uid)
+        self._complete_operations(job.uid)
+        log.info("job deleted", job=job.name, uid=job.uid)
+
+    def _operation(self, kind: str, target: str) -> Operation:
+        for op in self.store.operations_in_progress():
+            if op.kind == kind and op.target == target:
+                return op
+        t = now()
+        op = Operation(str(uuid.uuid4()), kind, target, "InProgress", None, t, t)
+        self.store.put_operation(op)
+        if kind == "terminate-job":
+            job = next((j for j in self.store.active_jobs() if j.uid == target), None)
+            if job is None:
+                self._complete_operations(target)
+        return op
+
+    def _complete_operations(self, target: str) -> None:
+        for op in self.store.operations_in_progress():
+            if op.target == target:
+                op.status, op.updated = "Succeeded", now()
+                self.store.put_operation(op)
+
+    # -- reconciling ---------------------------------------------------------------------------
+
+    async def on_pass(self, snap: Snapshot) -> None:
+        """Follow every unfinished job in Slurm; submit held jobs whose cluster grew."""
+        async with self.lock:
+            by_comment = {j.comment: j for j in snap.jobs if j.comment.startswith("bai:")}
+            clusters = {c.uid: c for c in self.store.clusters()}
+            for job in self.store.active_jobs():
+                try:
+                    await self._follow(job, snap, by_comment, clusters)
+                except BackendError as exc:
+                    log.warning("job follow-up failed", job=job.name, error=str(exc))
+
+    async def _follow(
+        self,
+        job: Job,
+        snap: Snapshot,
+        by_comment: Mapping[str, SlurmJob],
+        clusters: Mapping[str, Cluster],
+    ) -> None:
+        if job.final:
+            await self._finish_deletion(job)
+            return
+        cluster = clusters.get(job.cluster_uid)
+        if job.slurm_id is None:
+            found = by_comment.get(f"bai:{job.uid}")
+            if found is not None:  # submitted just before a crash: adopt, never resubmit
+                job.slurm_id = found.job_id
+                self.store.put_job(job)
+                log.info("job adopted after restart", job=job.name, slurm_id=found.job_id)
+            elif await self._read_log(job):
+                await self._conclude(job, None, cluster)  # it ran and Slurm forgot it
+                return
+            elif cluster is None or cluster.provisioning_state == "deleting":
+                self._finalize(job, "failed", None, [error("ClusterDeleted")])
+                return
+            else:
+                await self._try_submit(job, cluster)
+                return
+        slurm = next((j for j in snap.jobs if j.job_id == job.slurm_id), None)
+        if slurm is not None and job.terminate and not slurm.finished:
+            await self.backend.cancel(job.slurm_id)
+        if slurm is not None and not slurm.finished:
+            self._track(job, slurm)
+            return
+        await self._conclude(job, slurm, cluster)
+
+    def _track(self, job: Job, slurm: SlurmJob) -> None:
+        changed = False
+        state = "queued" if slurm.state in {"PENDING", "REQUEUED", "REQUEUE_HOLD"} else "running"
+        if job.terminate:
+            state = "terminating"
+        if state != job.execution_state:
+            job.execution_state, job.execution_changed, changed = state, now(), True
+        if slurm.restart_count != job.restarts:
+            job.restarts, changed = slurm.restart_count, True
+        if state == "running" and slurm.start_time and slurm.start_time != job.start_time:
+            job.start_time, job.nodes, changed = slurm.start_time, list(slurm.nodes), True
+        if changed:
+            self.store.put_job(job)
+
+    async def _read_log(self, job: Job) -> list[dict[str, Any]]:
+        text = await self.runner.read_text(job.info["layout"]["spool"] + "/execution.log")
+        return parse_execution_log(text or "")
+
+    async def _conclude(self, job: Job, slurm: SlurmJob | None, cluster: Cluster | None) -> None:
+        events = await self._read_log(job)
+        mount_error = await self.runner.read_text(job.info["layout"]["spool"] + "/mount-error")
+        outcome = decide(
+            slurm,
+            events,
+            terminated=job.terminate,
+            cluster_gone=cluster is None or cluster.provisioning_state == "deleting",
+            capped=job.info["capped"],
+            cap=human(timedelta(seconds=job.info["capSeconds"])),
+            limit=human(timedelta(seconds=job.info["limitSeconds"])),
+            mount_error=(mount_error or "").strip(),
+        )
+        if outcome is None:
+            return
+        if slurm is not None:
+            job.restarts = slurm.restart_count
+            job.start_time = job.start_time or slurm.start_time
+            job.end_time = slurm.end_time
+            job.nodes = job.nodes or list(slurm.nodes)
+        self._finalize(job, outcome.state, outcome.exit_code, outcome.errors)
+        # Secrets are not needed any more; the execution log and plan stay for the record.
+        for name in ("secrets.env", "rclone.conf"):
+            await self.runner.remove(f"{job.info['layout']['spool']}/{name}")
+        await self._finish_deletion(job)
+
+    def _finalize(
+        self, job: Job, state: str, exit_code: int | None, errors: list[dict[str, Any]]
+    ) -> None:
+        t = now()
+        job.execution_state, job.execution_changed = state, t
+        job.exit_code, job.errors = exit_code, errors
+        job.end_time = job.end_time or t
+        self.store.put_job(job)
+        if job.provisioning_state != "deleting":
+            self._complete_operations(job.uid)
+        log.info(
+            "job finished",
+            job=job.name,
+            uid=job.uid,
+            state=state,
+            exit_code=exit_code,
+            errors=[e["code"] for e in errors],
+        )
+
+
+_PROCESS_TOOLKITS = {
+    "cntkSettings": ("processCount",),
+    "pyTorchSettings": ("processCount",),
+    "chainerSettings": ("processCount",),
+    "customMpiSettings": ("processCount",),
+    "horovodSettings": ("processCount",),
+}
+
+
+def _max_nodes(cluster: Cluster) -> int:
+    scale = cluster.properties["scaleSettings"]
+    if scale.get("manual") is not None:
+        return max(int(scale["manual"]["targetNodeCount"]), len(cluster.nodes))
+    return int(scale["autoScale"]["maximumNodeCount"])
+
+
+def _without_secrets(wire: dict[str, Any]) -> dict[str, Any]:
+    props = copy.deepcopy(wire)
+    for item in props.get("secrets") or []:
+        item["value"] = None
+    for kind in ("azureFileShares", "azureBlobFileSystems"):
+        for volume in (props.get("mountVolumes") or {}).get(kind) or []:
+            if (volume.get("credentials") or {}).get("accountKey") is not None:
+                volume["credentials"]["accountKey"] = None
+    registry = (props.get("containerSettings") or {}).get("imageSourceRegistry") or {}
+    if (registry.get("credentials") or {}).get("password") is not None:
+        registry["credentials"]["password"] = None
+    return props
