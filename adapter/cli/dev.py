@@ -37,10 +37,12 @@ def init(
     store = Store(settings.db_path)
     try:
         old = _read_env(env_file).get("BAI_TOKEN", "")
+        # An admin token bound to the dev cluster's user alice: jobs run as alice, not root.
+        found = authenticate(store, old) if old else None
         token = (
             old
-            if old and authenticate(store, old)
-            else create_token(store, "root", admin=True, label="make dev")
+            if found and found.user == "alice"
+            else create_token(store, "alice", admin=True, label="make dev")
         )
     finally:
         store.close()
