@@ -162,7 +162,8 @@ def _job(raw: Mapping[str, Any]) -> SlurmJob:
         nodes=tuple(expand_hostlist(nodes)) if nodes else (),
         node_count=int(raw.get("node_count") or 0),
         submit_time=_time(raw.get("submit_time")),
-        start_time=_time(raw.get("start_time")) if state != "PENDING" else None,
+        # A job cancelled while pending reports its cancel time as start time, and no nodes.
+        start_time=_time(raw.get("start_time")) if state != "PENDING" and nodes else None,
         end_time=_time(raw.get("end_time")) if ended else None,
         time_limit_minutes=int(limit) if limit else None,
         exit_status=exit_status,

@@ -6,7 +6,7 @@ import typer
 from rich.console import Console
 
 from adapter import __version__
-from adapter.cli import admin, clusters, dev, workspaces
+from adapter.cli import admin, clusters, dev, experiments, jobs, workspaces
 from adapter.errors import BaiError
 
 app = typer.Typer(
@@ -14,6 +14,8 @@ app = typer.Typer(
 )
 app.add_typer(workspaces.app, name="workspace")
 app.add_typer(clusters.app, name="cluster")
+app.add_typer(experiments.app, name="experiment")
+app.add_typer(jobs.app, name="job")
 app.add_typer(admin.token_app, name="token")
 app.add_typer(admin.slurm_app, name="slurm")
 app.add_typer(dev.app, name="dev", hidden=True)

@@ -44,6 +44,8 @@ def serve(config: ConfigOption = None) -> None:
         ssl_keyfile=str(key),
         log_config=None,
         access_log=False,
+        # Idle keep-alive clients must not hold a restart up.
+        timeout_graceful_shutdown=5,
     )
 
 

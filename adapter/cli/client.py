@@ -86,10 +86,28 @@ class Client:
     def post(self, path: str, **params: Any) -> httpx.Response:
         return self.request("POST", path, params=params)
 
+    def post_and_wait(
+        self, path: str, *, wait: bool = True, progress: bool = True, **params: Any
+    ) -> httpx.Response:
+        """POST an action; a 202 is a long-running operation, waited for unless wait=False."""
+        response = self.post(path, **params)
+        if response.status_code == 202 and wait:
+            self._wait(response, progress)
+        return response
+
     def delete(self, path: str, *, wait: bool = True, progress: bool = True) -> None:
         response = self.request("DELETE", path)
         if response.status_code == 202 and wait:
             self._wait(response, progress)
+
+    def download(self, url: str, headers: dict[str, str] | None = None) -> httpx.Response:
+        """GET a pre-signed download URL: same TLS settings, no bearer token, any status."""
+        request = self.http.build_request("GET", url, headers={"Accept": "*/*", **(headers or {})})
+        del request.headers["Authorization"]
+        try:
+            return self.http.send(request)
+        except httpx.HTTPError as exc:
+            raise CliError(f"downloading {url.split('?')[0]} failed: {exc}") from None
 
     def pages(self, path: str, method: str = "GET", **params: Any) -> Iterator[dict[str, Any]]:
         """Every item of a paged list, following nextLink."""

@@ -20,12 +20,18 @@ ResourceGroup = Annotated[
     ),
 ]
 Workspace = Annotated[str, typer.Option("-w", "--workspace", help="Workspace name.")]
+Experiment = Annotated[str, typer.Option("-e", "--experiment", help="Experiment name.")]
+JobName = Annotated[str, typer.Option("-j", "--job", help="Job name.")]
 Output = Annotated[Format, typer.Option("-o", "--output", help="table or json.")]
 Yes = Annotated[bool, typer.Option("-y", "--yes", help="Do not ask for confirmation.")]
 
 
 def scope(resource_group: str) -> Scope:
     return Scope(os.environ.get("BAI_SUBSCRIPTION", DEFAULT_SUBSCRIPTION), resource_group)
+
+
+def job_path(resource_group: str, workspace: str, experiment: str, job: str) -> str:
+    return f"{scope(resource_group).workspace(workspace)}/experiments/{experiment}/jobs/{job}"
 
 
 def confirm(what: str, yes: bool) -> None:

@@ -33,6 +33,12 @@ MESSAGES = {
 }
 
 
+# Slurm ended the job itself: a non-zero exit the script logged is the effect, not the cause.
+KILLED_BY_SLURM = frozenset(
+    {"TIMEOUT", "NODE_FAIL", "BOOT_FAIL", "CANCELLED", "PREEMPTED", "DEADLINE"}
+)
+
+
 @dataclass(frozen=True)
 class Outcome:
     state: str  # succeeded | failed
@@ -79,6 +85,7 @@ def decide(
         return None
     end = next((e for e in reversed(events) if e.get("event") == "end"), None)
     slurm_exit = slurm.exit_status if slurm is not None else None
+    state = slurm.state if slurm is not None else ""
     if end is not None:
         code, exit_code = str(end.get("error") or ""), int(end.get("exit", -1))
         if not code and exit_code == 0 and (slurm is None or slurm.state == "COMPLETED"):
@@ -91,7 +98,7 @@ def decide(
             )
         if code in MESSAGES and code != "JobFailed":
             return Outcome("failed", exit_code, [error(code, exit=exit_code, cap=cap, limit=limit)])
-        if exit_code != 0 and not terminated:
+        if exit_code != 0 and not terminated and state not in KILLED_BY_SLURM:
             return Outcome(
                 "failed", exit_code, [error("JobFailed", details=[("exitCode", str(exit_code))])]
             )
@@ -100,7 +107,6 @@ def decide(
         return Outcome("failed", last_exit, [error("JobTerminated")])
     if slurm is None and end is None:
         return Outcome("failed", -1, [error("JobLost")])
-    state = slurm.state if slurm is not None else ""
     if state == "TIMEOUT":
         code = "LowPriorityTimeLimitExceeded" if capped else "MaxWallClockTimeExceeded"
         return Outcome("failed", last_exit, [error(code, cap=cap, limit=limit)])

@@ -50,7 +50,10 @@ class JobScript:
 
 def render_job_script(job: JobScript) -> str:
     lay = job.layout
-    out: list[str] = ["#!/bin/bash", f"# bai job {job.title} ({job.uid}); rendered by bai"]
+    out: list[str] = [
+        "#!/bin/bash",
+        f"# bai job {_comment(job.title)} ({job.uid}); rendered by bai",
+    ]
     out += _directives(job)
     out += [
         "",

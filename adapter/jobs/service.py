@@ -250,7 +250,7 @@ class JobService:
                 layout=layout,
                 environment=[(e.name, e.value) for e in props.environment_variables],
                 secrets_file=f"{layout.spool}/secrets.env" if props.secrets else None,
-                plan_file=f"{layout.spool}/plan.json" if volumes else None,
+                plan_file=self._plan_path(uid) if volumes else None,
                 node_addresses=addresses,
                 launch=launch,
                 job_preparation=props.job_preparation.command_line
@@ -321,10 +321,11 @@ class JobService:
                 ],
                 "volumes": [v.plan() for v in volumes],
                 "rclone_config": f"{spool}/rclone.conf",
+                "status_prefix": self._plan_path(job.uid).removesuffix(".json"),
             }
-            await self.runner.write_text(
-                f"{spool}/plan.json", json.dumps(plan, indent=1), 0o644, job.owner
-            )
+            # Root-owned, outside the user's spool: the Prolog acts as root on what it says.
+            await self.runner.make_dir(f"{self.settings.clusters.spool_dir}/plans", 0o711)
+            await self.runner.write_text(self._plan_path(job.uid), json.dumps(plan, indent=1))
         remotes = {v.remote_name: v.remote for v in volumes if v.kind == "rclone" and v.remote}
         if remotes:
             text = "".join(
@@ -335,6 +336,9 @@ class JobService:
         if job.secrets:
             text = "".join(f"{export(k, v)}\n" for k, v in job.secrets.items())
             await self.runner.write_text(f"{spool}/secrets.env", text, 0o600, job.owner)
+
+    def _plan_path(self, uid: str) -> str:
+        return f"{self.settings.clusters.spool_dir}/plans/{uid}.json"
 
     async def _try_submit(self, job: Job, cluster: Cluster) -> None:
         """sbatch the job if its cluster has the nodes for it now; else bai holds it."""
@@ -501,9 +505,10 @@ class JobService:
             job.end_time = slurm.end_time
             job.nodes = job.nodes or list(slurm.nodes)
         self._finalize(job, outcome.state, outcome.exit_code, outcome.errors)
-        # Secrets are not needed any more; the execution log and plan stay for the record.
+        # Secrets and the plan are not needed any more; the execution log stays for the record.
         for name in ("secrets.env", "rclone.conf"):
             await self.runner.remove(f"{job.info['layout']['spool']}/{name}")
+        await self.runner.remove(self._plan_path(job.uid))
         await self._finish_deletion(job)
 
     def _finalize(

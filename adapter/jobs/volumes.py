@@ -90,7 +90,7 @@ def resolve_volumes(
                 "unmanaged",
                 command,
                 "",
-                _mountpoint(root, ref["relativeMountPath"]),
+                _mountpoint(root, ref["relativeMountPath"], label),
                 None,
             )
         )
@@ -100,8 +100,15 @@ def resolve_volumes(
     return volumes
 
 
-def _mountpoint(root: str, relative: str) -> str:
-    return str(PurePosixPath(root) / relative)
+def _mountpoint(root: str, relative: str, label: str) -> str:
+    # The root Prolog creates, chowns and mounts this path: it must stay under `root`.
+    rel = PurePosixPath(relative)
+    if rel.is_absolute() or ".." in rel.parts:
+        raise InvalidRequest(
+            f"{label}.relativeMountPath {relative!r} must be a path inside the mount root",
+            target=f"{label}.relativeMountPath",
+        )
+    return str(PurePosixPath(root) / rel)
 
 
 def _storage(
@@ -114,8 +121,8 @@ def _storage(
     dev_root: str | None,
 ) -> Volume:
     relative = ref["relativeMountPath"]
+    mountpoint = _mountpoint(root, relative, label)
     label = f"{label} ({relative})"
-    mountpoint = _mountpoint(root, relative)
     options = ref.get("mountOptions") or ""
     acct = accounts.get(account)
     if acct is None and dev_root:
@@ -154,7 +161,12 @@ def _storage(
         )
     adapter = f"{acct.adapter_path}/{share}" if acct.adapter_path else None
     return Volume(
-        label, "cifs", f"//{acct.server}/{share}", options or acct.options, mountpoint, adapter
+        label,
+        "cifs",
+        f"//{acct.server}/" + "/".join(p for p in (acct.export.strip("/"), share) if p),
+        options or acct.options,
+        mountpoint,
+        adapter,
     )
 
 

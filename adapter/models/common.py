@@ -58,7 +58,7 @@ class EnvironmentVariableWithSecretValue(ApiModel):
 
 def check_name(kind: str, value: str) -> str:
     """Refuse a resource name that Batch AI would refuse, naming the parameter."""
-    if not NAME.match(value):
+    if not NAME.fullmatch(value):
         raise InvalidRequest(
             f"{kind} {value!r} is not valid: use 1 to 64 letters, digits, '-' or '_'",
             target=kind,
@@ -67,7 +67,7 @@ def check_name(kind: str, value: str) -> str:
 
 
 def check_resource_group(value: str) -> str:
-    if not RESOURCE_GROUP.match(value):
+    if not RESOURCE_GROUP.fullmatch(value):
         raise InvalidRequest(
             f"resourceGroupName {value!r} is not valid: use letters, digits, '-', '_' or '.'",
             target="resourceGroupName",

@@ -86,6 +86,13 @@ class OutputDirectory(ApiModel):
     path_prefix: str = Field(min_length=1)
     path_suffix: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
 
+    @field_validator("path_suffix")
+    @classmethod
+    def _inside(cls, value: str | None) -> str | None:
+        if value is not None and {".", ".."} & set(value.split("/")):
+            raise ValueError("must name directories inside the output directory (no . or ..)")
+        return value
+
 
 class CustomToolkitSettings(ApiModel):
     command_line: str | None = None

@@ -19,7 +19,7 @@ def quote(value: str) -> str:
 
 def export(name: str, value: str) -> str:
     """`export NAME='value'`, refusing names bash would not take as a variable."""
-    if not _ENV_NAME.match(name):
+    if not _ENV_NAME.fullmatch(name):
         raise InvalidRequest(f"environment variable name {name!r} is not valid", target=name)
     return f"export {name}={quote(value)}"
 

@@ -72,8 +72,18 @@ class Service:
     def stop(self) -> None:
         if self.proc is not None:
             self.proc.terminate()
-            self.proc.wait(timeout=30)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
             self.proc = None
+
+    def restart(self, **env: str) -> None:
+        """Restart with these settings on top of the test ones (empty: back to them)."""
+        self.stop()
+        self.env = {**TEST_ENV, **env}
+        self.start()
 
     def token(self, user: str, admin: bool = False) -> str:
         key = f"{user}:{admin}"
@@ -110,6 +120,7 @@ class Api:
         rg: str | None = None,
         sub: str = "00000000-0000-0000-0000-000000000000",
     ) -> None:
+        self.tls = service.tls()
         self.http = httpx.Client(
             base_url=service.url,
             verify=service.tls(),
@@ -192,6 +203,63 @@ class Api:
                     f"cluster {name} never reached the state: {cluster['properties']}"
                 )
             time.sleep(0.5)
+
+    def experiment(self, ws: str, exp: str) -> dict[str, Any]:
+        return self.call("PUT", self.path("workspaces", ws, "experiments", exp)).json()
+
+    def job_path(self, ws: str, exp: str, name: str, *more: str) -> str:
+        return self.path("workspaces", ws, "experiments", exp, "jobs", name, *more)
+
+    def job(self, ws: str, exp: str, name: str, properties: dict[str, Any]) -> dict[str, Any]:
+        return self.call("PUT", self.job_path(ws, exp, name), {"properties": properties}).json()
+
+    def get_job(self, ws: str, exp: str, name: str) -> dict[str, Any]:
+        return self.call("GET", self.job_path(ws, exp, name)).json()
+
+    def wait_job(
+        self,
+        ws: str,
+        exp: str,
+        name: str,
+        cond: Callable[[dict[str, Any]], bool] | None = None,
+        timeout: float = 120,
+    ) -> dict[str, Any]:
+        """Poll until `cond(properties)` (default: the job finished)."""
+        done = cond or (lambda p: p["executionState"] in {"succeeded", "failed"})
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.get_job(ws, exp, name)
+            if done(job["properties"]):
+                return job
+            if time.monotonic() > deadline:
+                raise AssertionError(f"job {name} never reached the state: {job['properties']}")
+            time.sleep(0.5)
+
+    def files(
+        self, ws: str, exp: str, name: str, directory_id: str = "stdouterr", directory: str = "."
+    ) -> dict[str, dict[str, Any]]:
+        """listOutputFiles as name -> entry."""
+        items = self.call(
+            "POST",
+            self.job_path(ws, exp, name, "listOutputFiles"),
+            outputdirectoryid=directory_id,
+            directory=directory,
+        ).json()["value"]
+        return {i["name"]: i for i in items}
+
+    def read(
+        self,
+        ws: str,
+        exp: str,
+        name: str,
+        file: str,
+        directory_id: str = "stdouterr",
+        directory: str = ".",
+    ) -> str:
+        url = self.files(ws, exp, name, directory_id, directory)[file]["downloadUrl"]
+        response = httpx.get(url, verify=self.tls)
+        response.raise_for_status()
+        return response.text
 
     def free_dedicated(self, node_type: str) -> int:
         """Nodes of a type no dedicated cluster owns (from the usages API)."""

@@ -1,0 +1,116 @@
+#!/bin/bash
+# bai job rg/ws/exp/job1 (0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b); rendered by bai
+#SBATCH --job-name=job1
+#SBATCH --partition=lowc-6789ab
+#SBATCH --nodes=1
+#SBATCH --exclusive
+#SBATCH --gres=gpu:t4:1
+#SBATCH --time=1440
+#SBATCH --nice=2000
+#SBATCH --comment=bai:0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b
+#SBATCH --chdir=/var/lib/bai/spool/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b
+#SBATCH --output=/var/lib/bai/spool/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/slurm.out
+#SBATCH --requeue
+#SBATCH --signal=B:USR1@30
+
+# -- bai
+BAI_EXEC_LOG=/var/lib/bai/spool/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/execution.log
+BAI_STDOUTERR=/mnt/batch/tasks/shared/LS_root/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/cluster-mounts/afs/sub0/rg/workspaces/ws/experiments/exp/jobs/job1/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/stdouterr
+BAI_SPOOL=/var/lib/bai/spool/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b
+BAI_PLAN=/var/lib/bai/spool/plans/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b.json
+BAI_TIME_LIMIT=86400
+BAI_CAPPED=1
+BAI_GPUS=1
+BAI_RUN_START=$(date +%s)
+BAI_CHILD=
+BAI_ENDED=
+BAI_CONTAINER=()
+declare -A BAI_NODE_ADDR=([gpu-t4-1]=10.0.1.11)
+
+# -- environment
+export AZ_BATCHAI_MOUNT_ROOT=/mnt/batch/tasks/shared/LS_root/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/cluster-mounts
+export AZ_BATCHAI_JOB_MOUNT_ROOT=/mnt/batch/tasks/shared/LS_root/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/mounts
+export AZ_BATCHAI_JOB_TEMP=/mnt/batch/tasks/shared/LS_root/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b
+export AZ_BATCHAI_JOB_TEMP_DIR=/mnt/batch/tasks/shared/LS_root/jobs
+export AZ_BATCHAI_SHARED_JOB_TEMP=/var/lib/bai/spool/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/shared
+export AZ_BATCHAI_STDOUTERR_DIR=/mnt/batch/tasks/shared/LS_root/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/cluster-mounts/afs/sub0/rg/workspaces/ws/experiments/exp/jobs/job1/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/stdouterr
+export AZ_BATCHAI_MPI_HOST_FILE=/mnt/batch/tasks/shared/LS_root/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/hostfile
+export AZ_BATCHAI_NUM_GPUS=1
+export AZ_BATCHAI_OUTPUT_MODEL=/mnt/batch/tasks/shared/LS_root/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/cluster-mounts/afs/sub0/rg/workspaces/ws/experiments/exp/jobs/job1/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/outputs
+export LEARNING_RATE=0.01
+set -a; . /var/lib/bai/spool/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/secrets.env; set +a
+export PATH=/opt/bai/host-bin:/opt/bai/python/bin:"$PATH"
+
+# -- helpers
+bai_log() {
+  local line; line=$(printf '{"time":"%s","event":"%s","run":%s%s}' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$1" "${SLURM_RESTART_COUNT:-0}" "${2:+,$2}")
+  printf "%s\n" "$line" >>"$BAI_EXEC_LOG"
+  if [ -d "$BAI_STDOUTERR" ]; then
+    printf "%s\n" "$line" >>"$BAI_STDOUTERR/execution.log"
+  fi
+}
+bai_end() {  # exit code, error code ('' when none), extra JSON fields
+  [ -n "$BAI_ENDED" ] && return
+  BAI_ENDED=1
+  bai_log end "\"exit\":$1,\"error\":\"$2\"${3:+,$3}"
+}
+bai_finish() {
+  if [ "$1" -eq 0 ]; then bai_end 0 ""; else bai_end "$1" JobFailed; fi
+  exit "$1"
+}
+bai_run() {  # run in the background, so the traps below fire while it runs
+  "$@" & BAI_CHILD=$!
+  local rc
+  while :; do wait "$BAI_CHILD"; rc=$?; kill -0 "$BAI_CHILD" 2>/dev/null || break; done
+  BAI_CHILD=
+  return $rc
+}
+bai_on_term() {
+  local elapsed=$(( $(date +%s) - BAI_RUN_START ))
+  if [ $elapsed -ge $(( BAI_TIME_LIMIT - 60 )) ]; then
+    if [ $BAI_CAPPED -eq 1 ]; then bai_end 143 LowPriorityTimeLimitExceeded;
+    else bai_end 143 MaxWallClockTimeExceeded; fi
+  else
+    bai_log signal "\"signal\":\"TERM\""
+  fi
+}
+bai_teardown() {
+  if [ -n "$BAI_PLAN" ]; then
+    srun --overlap --ntasks-per-node=1 --nodes="$SLURM_JOB_NUM_NODES" \
+      --output=/dev/null /usr/local/libexec/bai/bai-node-helper teardown "$BAI_PLAN" >/dev/null 2>&1
+  fi
+}
+trap 'bai_log notice "\"signal\":\"USR1\""' USR1
+trap bai_on_term TERM
+trap bai_teardown EXIT
+mapfile -t BAI_NODES < <(scontrol show hostnames "$SLURM_JOB_NODELIST")
+bai_addr() { echo "${BAI_NODE_ADDR[$1]:-$1}"; }
+bai_log start "\"nodes\":$SLURM_JOB_NUM_NODES"
+
+# -- every node: job temp, mount roots, volumes
+if ! srun --overlap --ntasks-per-node=1 --nodes="$SLURM_JOB_NUM_NODES" \
+    --output="$BAI_SPOOL/prepare-%n.out" /usr/local/libexec/bai/bai-node-helper prepare "$BAI_PLAN"; then
+  bai_end 1 VolumeMountFailed "\"detail\":\"see $BAI_SPOOL/mount-error\""
+  exit 1
+fi
+
+# -- directories and logs (outputs exist, owned by the job user, before the job runs)
+mkdir -p -- /mnt/batch/tasks/shared/LS_root/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/cluster-mounts/afs/sub0/rg/workspaces/ws/experiments/exp/jobs/job1/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/stdouterr /var/lib/bai/spool/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/shared /mnt/batch/tasks/shared/LS_root/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/cluster-mounts/afs/sub0/rg/workspaces/ws/experiments/exp/jobs/job1/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/outputs || { bai_end 1 OutputDirectoryFailed; exit 1; }
+cp -f "$BAI_EXEC_LOG" "$BAI_STDOUTERR/execution.log"
+exec >>"$BAI_STDOUTERR/stdout.txt" 2>>"$BAI_STDOUTERR/stderr.txt"
+cd "$AZ_BATCHAI_JOB_TEMP" || exit 1
+for node in "${BAI_NODES[@]}"; do echo "$(bai_addr "$node") slots=$BAI_GPUS"; done >"$AZ_BATCHAI_MPI_HOST_FILE"
+bai_log image_not_used "\"note\":\"container_runtime is host: the image was not used\""  # image: tensorflow/tensorflow:1.15.0-gpu-py3
+
+# -- job preparation, on every node
+bai_run srun --overlap --ntasks-per-node=1 --nodes="$SLURM_JOB_NUM_NODES" \
+  --open-mode=append --output="$BAI_STDOUTERR/stdout-job_prep.txt" \
+  --error="$BAI_STDOUTERR/stderr-job_prep.txt" \
+  bash -c 'apt-get install -y jq && pip install -r requirements.txt'
+rc=$?
+bai_log job_prep "\"exit\":$rc"
+if [ $rc -ne 0 ]; then bai_end "$rc" JobPreparationFailed; exit "$rc"; fi
+
+# -- launch
+bai_run bash -c 'python $AZ_BATCHAI_JOB_MOUNT_ROOT/train.py'
+bai_finish $?
