@@ -35,6 +35,8 @@ dev: cluster
 	@$(BIN)/bai dev init --config /etc/bai/bai.toml --env-file .dev/env
 	@echo "==> Nodes of the dev cluster"
 	@$(BIN)/bai slurm nodes
+	@echo "==> A first job (examples/first-job.sh)"
+	@. ./.dev/env && examples/first-job.sh
 
 dev-down: venv
 	$(PLAY) dev-down.yml

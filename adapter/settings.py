@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import (
@@ -98,6 +98,8 @@ class JobSettings(BaseModel):
     job_root: str = "/mnt/batch/tasks/shared/LS_root/jobs"
     # `srun --mpi=` for MPI toolkits (horovod, customMpi, cntk, chainer, caffe).
     srun_mpi: str = "none"
+    # sbatch calls bai runs side by side when jobs arrive faster than one sbatch takes.
+    submitters: Annotated[int, Field(ge=1, le=32)] = 4
     # Operator-approved mount commands for unmanagedFileSystems (exact match).
     unmanaged_mounts: list[str] = Field(default_factory=list)
     # Test-only fault injection: exit right after recording a job, or right after sbatch.

@@ -56,6 +56,7 @@ def build_services(settings: Settings, backend: SlurmBackend | None = None) -> S
 def create_app(svc: Services, *, run_reconciler: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        svc.jobs.start()
         if run_reconciler:
             # Re-assert the desired state before serving: a restarted Slurm may have lost some.
             await svc.reconciler.run_pass()
@@ -63,6 +64,7 @@ def create_app(svc: Services, *, run_reconciler: bool = True) -> FastAPI:
         log.info("bai started", version=__version__, state_dir=str(svc.settings.state_dir))
         yield
         await svc.reconciler.stop()
+        await svc.jobs.stop()
         svc.store.close()
 
     app = FastAPI(title="bai", version=__version__, lifespan=lifespan)

@@ -320,13 +320,25 @@ class ClusterService:
         """One reconciler pass over every cluster."""
         async with self.lock:
             configured = set(await self.backend.configured_partitions())
-            for cluster in self.store.clusters():
+            clusters = self.store.clusters()
+            for cluster in clusters:
                 if cluster.partition not in configured:
                     self._applied.pop(cluster.partition, None)  # the file lost it: re-apply
                 try:
                     await self._converge_locked(cluster, snap)
                 except BackendError as exc:
                     log.warning("cluster converge failed", cluster=cluster.name, error=str(exc))
+            # The include file is bai's: a partition no cluster owns (its store was lost, or a
+            # second bai wrote it, which is not supported) goes once it has no unfinished jobs.
+            orphans = configured - {c.partition for c in clusters}
+            for name in sorted(orphans):
+                if any(j.partition == name and not j.finished for j in snap.jobs):
+                    continue
+                try:
+                    await self.backend.remove_partition(name)
+                    log.warning("removed a partition no cluster owns", partition=name)
+                except BackendError as exc:
+                    log.warning("orphan partition stays", partition=name, error=str(exc))
 
     async def _converge_locked(
         self, cluster: Cluster, snap: Snapshot, extra_demand: int = 0

@@ -81,6 +81,10 @@ class JobService:
         self.settings = settings
         self.clusters = clusters
         self.lock = asyncio.Lock()
+        self._in_flight: set[str] = set()
+        self._queue: asyncio.Queue[str] | None = None
+        self._workers: list[asyncio.Task[None]] = []
+        self._plans_dir_made = False
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -122,19 +126,65 @@ class JobService:
                 )
             job = self._build(key, body, wire, cluster, principal)
             self.store.put_job(job)  # recorded before sbatch: a crash cannot submit it twice
+            # The submitters take it from here; the reconciler leaves in-flight jobs alone.
+            self._in_flight.add(job.uid)
+        try:
             await self._write_spool(job)
-            log.info(
-                "job recorded",
-                job=str(key),
-                uid=job.uid,
-                cluster=cluster.name,
-                tool=job.info["toolType"],
-                nodes=props.node_count,
-            )
-            if self.settings.jobs.crash_point == "after_record":
-                os._exit(3)
-            await self._try_submit(job, cluster)
-            return job
+        except BaseException:
+            self._in_flight.discard(job.uid)  # the reconciler retries
+            raise
+        log.info(
+            "job recorded",
+            job=str(key),
+            uid=job.uid,
+            cluster=cluster.name,
+            tool=job.info["toolType"],
+            nodes=props.node_count,
+        )
+        if self.settings.jobs.crash_point == "after_record":
+            os._exit(3)
+        if self._queue is not None:
+            self._queue.put_nowait(job.uid)
+        else:
+            await self._submit_recorded(job.uid)
+        return job
+
+    # -- submitting ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Submitter tasks: jobs are recorded by the API and sbatched by these, several at once
+        (each sbatch waits on slurmctld; running a few side by side beats a sequential loop)."""
+        self._queue = asyncio.Queue()
+        self._workers = [
+            asyncio.create_task(self._submitter(), name=f"submitter-{i}")
+            for i in range(self.settings.jobs.submitters)
+        ]
+
+    async def stop(self) -> None:
+        for task in self._workers:
+            task.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers, self._queue = [], None
+
+    async def _submitter(self) -> None:
+        assert self._queue is not None
+        while True:
+            uid = await self._queue.get()
+            try:
+                await self._submit_recorded(uid)
+            except Exception:  # the reconciler retries a job left unsubmitted
+                log.exception("submission failed", uid=uid)
+
+    async def _submit_recorded(self, uid: str) -> None:
+        try:
+            job = self.store.job_by_uid(uid)
+            if job is None or job.final or job.slurm_id is not None:
+                return
+            cluster = next((c for c in self.store.clusters() if c.uid == job.cluster_uid), None)
+            if cluster is not None:
+                await self._try_submit(job, cluster)
+        finally:
+            self._in_flight.discard(uid)
 
     def _cluster(self, cluster_id: str) -> Cluster:
         m = CLUSTER_ID.match(cluster_id)
@@ -324,18 +374,26 @@ class JobService:
                 "status_prefix": self._plan_path(job.uid).removesuffix(".json"),
             }
             # Root-owned, outside the user's spool: the Prolog acts as root on what it says.
-            await self.runner.make_dir(f"{self.settings.clusters.spool_dir}/plans", 0o711)
-            await self.runner.write_text(self._plan_path(job.uid), json.dumps(plan, indent=1))
+            if not self._plans_dir_made:
+                await self.runner.make_dir(f"{self.settings.clusters.spool_dir}/plans", 0o711)
+                self._plans_dir_made = True
+            await self.runner.write_text(
+                self._plan_path(job.uid), json.dumps(plan, indent=1), durable=False
+            )
         remotes = {v.remote_name: v.remote for v in volumes if v.kind == "rclone" and v.remote}
         if remotes:
             text = "".join(
                 f"[{name}]\n" + "".join(f"{k} = {v}\n" for k, v in cfg.items()) + "\n"
                 for name, cfg in remotes.items()
             )
-            await self.runner.write_text(f"{spool}/rclone.conf", text, 0o600, job.owner)
+            await self.runner.write_text(
+                f"{spool}/rclone.conf", text, 0o600, job.owner, durable=False
+            )
         if job.secrets:
             text = "".join(f"{export(k, v)}\n" for k, v in job.secrets.items())
-            await self.runner.write_text(f"{spool}/secrets.env", text, 0o600, job.owner)
+            await self.runner.write_text(
+                f"{spool}/secrets.env", text, 0o600, job.owner, durable=False
+            )
 
     def _plan_path(self, uid: str) -> str:
         return f"{self.settings.clusters.spool_dir}/plans/{uid}.json"
@@ -351,11 +409,16 @@ class JobService:
                 needed=job.properties["nodeCount"],
             )
             return
-        job.slurm_id = await self.backend.submit(job.script, user=job.owner)
+        slurm_id = await self.backend.submit(job.script, user=job.owner)
         if self.settings.jobs.crash_point == "after_submit":
             os._exit(3)
-        self.store.put_job(job)
-        log.info("job submitted", job=job.name, uid=job.uid, slurm_id=job.slurm_id)
+        # Re-read: a terminate may have come in while sbatch ran.
+        current = self.store.job_by_uid(job.uid) or job
+        current.slurm_id = job.slurm_id = slurm_id
+        self.store.put_job(current)
+        log.info("job submitted", job=job.name, uid=job.uid, slurm_id=slurm_id)
+        if current.terminate:
+            await self.backend.cancel(slurm_id)
 
     # -- terminate and delete ------------------------------------------------------------------
 
@@ -439,6 +502,8 @@ class JobService:
         by_comment: Mapping[str, SlurmJob],
         clusters: Mapping[str, Cluster],
     ) -> None:
+        if job.uid in self._in_flight:
+            return  # the API is submitting it right now
         if job.final:
             await self._finish_deletion(job)
             return

@@ -28,10 +28,25 @@ def service(dev_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Iter
         env=dict(TEST_ENV),
     )
     svc.start()
+    _remove_leftovers(svc)
     yield svc
     svc.stop()
     if dev_running:
         sh("/usr/local/sbin/bai-daemonctl", "start", "bai")
+
+
+def _remove_leftovers(svc: Service) -> None:
+    """Workspaces an interrupted earlier run left behind (test resource groups start t-)."""
+    token = svc.token("root", admin=True)
+    api = Api(svc, token)
+    listing = api.call("GET", f"/subscriptions/{api.sub}/providers/Microsoft.BatchAI/workspaces")
+    api.close()
+    for ws in listing.json()["value"]:
+        rg = ws["id"].split("/")[4]
+        if rg.startswith(("t-", "bench-")):
+            scoped = Api(svc, token, rg=rg)
+            scoped.delete_workspace(ws["name"])
+            scoped.close()
 
 
 @pytest.fixture

@@ -116,7 +116,12 @@ class FakeRunner:
         return None
 
     async def write_text(
-        self, path: str, text: str, mode: int = 0o644, owner: str | None = None
+        self,
+        path: str,
+        text: str,
+        mode: int = 0o644,
+        owner: str | None = None,
+        durable: bool = True,
     ) -> None:
         self.files[path] = (text, mode, owner)
 
