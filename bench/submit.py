@@ -120,8 +120,10 @@ async def api_jobs(
             ).stdout
             if wanted <= set(out.split()):
                 total = time.monotonic() - started
-                print(f"  ({clients} client(s): all {n} answered after {answered:.2f} s, "
-                      f"all in Slurm after {total:.2f} s)")
+                print(
+                    f"  ({clients} client(s): all {n} answered after {answered:.2f} s, "
+                    f"all in Slurm after {total:.2f} s)"
+                )
                 return total
             await asyncio.sleep(0.05)
 
