@@ -34,6 +34,7 @@ class Reconciler:
         self.snapshot: Snapshot | None = None
         self.health = SlurmHealth()
         self.hooks: list[PassHook] = []  # what converges after each snapshot (clusters, jobs)
+        self.observers: list[Callable[[], None]] = []  # run after every pass, failed or not
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -50,10 +51,11 @@ class Reconciler:
         Writes that act on running jobs (scale down, delete) plan on a fresh one: a job that
         started since the last pass must be requeued or waited for, not missed.
         """
+        taken = now()  # before asking: what was submitted before this is in the answer
         partitions = [c.partition for c in self.store.clusters()]
         nodes = await self.backend.nodes()
         jobs = await self.backend.jobs(partitions)
-        snap = Snapshot.build(now(), nodes, jobs)
+        snap = Snapshot.build(taken, nodes, jobs)
         self.snapshot = snap
         self.health.reachable = True
         return snap
@@ -78,6 +80,8 @@ class Reconciler:
             return None
         finally:
             self.health.last_duration_seconds = time.monotonic() - started
+            for observe in self.observers:
+                observe()
 
     async def _loop(self) -> None:
         while True:

@@ -106,6 +106,16 @@ class JobSettings(BaseModel):
     crash_point: Literal["", "after_record", "after_submit"] = ""
 
 
+class MetricsSettings(BaseModel):
+    """What /metrics serves."""
+
+    # One series per running job and node (for joining GPU telemetry): off by default, as its
+    # cardinality grows with the number of jobs.
+    job_node_series: bool = False
+    # If set, /metrics wants `Authorization: Bearer <token>` (Prometheus `authorization:`).
+    token: str | None = None
+
+
 class Settings(BaseSettings):
     """Everything an operator can set."""
 
@@ -132,6 +142,7 @@ class Settings(BaseSettings):
     remote_login: RemoteLoginSettings = Field(default_factory=RemoteLoginSettings)
     clusters: ClusterSettings = Field(default_factory=ClusterSettings)
     jobs: JobSettings = Field(default_factory=JobSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     containers: ContainerSettings = Field(default_factory=ContainerSettings)
     storage_accounts: dict[str, StorageAccount] = Field(default_factory=dict)
 

@@ -54,6 +54,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     errors TEXT NOT NULL, restarts INTEGER NOT NULL, nodes TEXT NOT NULL,
     UNIQUE (sub, rg, ws, exp, name));
 CREATE INDEX IF NOT EXISTS jobs_active ON jobs (execution_state);
+CREATE TABLE IF NOT EXISTS counters (
+    name TEXT NOT NULL, labels TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (name, labels));
 CREATE TABLE IF NOT EXISTS operations (
     id TEXT PRIMARY KEY, kind TEXT NOT NULL, target TEXT NOT NULL, status TEXT NOT NULL,
     error TEXT, created TEXT NOT NULL, updated TEXT NOT NULL);
@@ -488,6 +490,29 @@ class Store:
 
     def delete_job(self, uid: str) -> None:
         self._run("DELETE FROM jobs WHERE uid = ?", uid)
+
+    # -- metric counters (outcomes seen by bai; kept across restarts and job deletions) --------
+
+    def put_counter(self, name: str, labels: str, value: str) -> None:
+        self._run(
+            "INSERT INTO counters VALUES (?, ?, ?) ON CONFLICT (name, labels) "
+            "DO UPDATE SET value = excluded.value",
+            name,
+            labels,
+            value,
+        )
+
+    def counters(self) -> list[tuple[str, str, str]]:
+        return [(r["name"], r["labels"], r["value"]) for r in self._all("SELECT * FROM counters")]
+
+    def active_job_counts(self) -> list[tuple[str, str, int]]:
+        """(cluster uid, execution state, count) of unfinished jobs."""
+        rows = self._all(
+            "SELECT cluster_uid, execution_state, COUNT(*) AS n FROM jobs "
+            "WHERE execution_state NOT IN ('succeeded', 'failed') "
+            "GROUP BY cluster_uid, execution_state"
+        )
+        return [(r["cluster_uid"], r["execution_state"], r["n"]) for r in rows]
 
     # -- operations ----------------------------------------------------------------------------
 

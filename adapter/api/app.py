@@ -13,13 +13,16 @@ from fastapi import FastAPI, Request, Response
 from adapter import __version__
 from adapter.api import errors
 from adapter.api.deps import Services
-from adapter.api.routes import clusters, files, jobs, operations, workspaces
+from adapter.api.routes import clusters, files, jobs, metrics, operations, workspaces
 from adapter.backends.base import SlurmBackend
 from adapter.backends.cli import CliBackend
 from adapter.backends.runner import LocalRunner
 from adapter.clusters.service import ClusterService
 from adapter.jobs.files import UrlSigner
 from adapter.jobs.service import JobService
+from adapter.metrics.collector import BaiCollector
+from adapter.metrics.events import MetricEvents
+from adapter.metrics.exposition import Exposition
 from adapter.reconciler import Reconciler
 from adapter.settings import Settings
 from adapter.store import Store
@@ -38,7 +41,8 @@ def build_services(settings: Settings, backend: SlurmBackend | None = None) -> S
     cluster_service = ClusterService(
         store, backend, settings, reconciler.latest, reconciler.take_snapshot
     )
-    job_service = JobService(store, backend, runner, settings, cluster_service)
+    events = MetricEvents(store)
+    job_service = JobService(store, backend, runner, settings, cluster_service, events)
     cluster_service.held_demand = job_service.held_nodes
     workspace_service = WorkspaceService(store, cluster_service, job_service)
     # Clusters first (they may grow for held jobs), then jobs, then finished deletions.
@@ -48,8 +52,17 @@ def build_services(settings: Settings, backend: SlurmBackend | None = None) -> S
         workspace_service.on_pass,
     ]
     signer = UrlSigner(settings.state_dir / "url-signing.key")
+    exposition = Exposition(BaiCollector(store, reconciler, events, settings), events)
+    reconciler.observers.append(exposition.refresh)  # render what each pass saw
     return Services(
-        settings, store, reconciler, cluster_service, workspace_service, job_service, signer
+        settings,
+        store,
+        reconciler,
+        cluster_service,
+        workspace_service,
+        job_service,
+        signer,
+        exposition,
     )
 
 
@@ -70,7 +83,7 @@ def create_app(svc: Services, *, run_reconciler: bool = True) -> FastAPI:
     app = FastAPI(title="bai", version=__version__, lifespan=lifespan)
     app.state.services = svc
     errors.install(app)
-    for module in (workspaces, clusters, jobs, files, operations):
+    for module in (workspaces, clusters, jobs, files, operations, metrics):
         app.include_router(module.router)
 
     @app.middleware("http")
@@ -85,6 +98,13 @@ def create_app(svc: Services, *, run_reconciler: bool = True) -> FastAPI:
         finally:
             structlog.contextvars.unbind_contextvars("request_id")
         response.headers["x-ms-request-id"] = request_id
+        route = request.scope.get("route")
+        svc.exposition.http.observe(
+            getattr(route, "path", "unmatched"),
+            request.method,
+            response.status_code,
+            time.monotonic() - started,
+        )
         # Method, path and status only: bodies and headers can carry secrets.
         log.info(
             "request",

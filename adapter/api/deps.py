@@ -12,6 +12,7 @@ from adapter.clusters.service import ClusterService
 from adapter.errors import InvalidRequest, Unauthorized
 from adapter.jobs.files import UrlSigner
 from adapter.jobs.service import JobService
+from adapter.metrics.exposition import Exposition
 from adapter.reconciler import Reconciler
 from adapter.settings import Settings
 from adapter.store import Store
@@ -31,6 +32,7 @@ class Services:
     workspaces: WorkspaceService
     jobs: JobService
     signer: UrlSigner
+    exposition: Exposition
 
 
 def services(request: Request) -> Services:

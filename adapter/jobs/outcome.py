@@ -90,6 +90,8 @@ def decide(
         code, exit_code = str(end.get("error") or ""), int(end.get("exit", -1))
         if not code and exit_code == 0 and (slurm is None or slurm.state == "COMPLETED"):
             return Outcome("succeeded", 0)
+        if terminated:  # asked for: whatever the killed run logged on its way out
+            return Outcome("failed", exit_code, [error("JobTerminated")])
         if code == "VolumeMountFailed":
             return Outcome(
                 "failed",

@@ -12,7 +12,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -27,6 +27,7 @@ from adapter.jobs.layout import build_layout, job_segment
 from adapter.jobs.outcome import decide, error, parse_execution_log
 from adapter.jobs.script import JobScript, render_job_script
 from adapter.jobs.volumes import Volume, resolve_volumes
+from adapter.metrics.events import MetricEvents
 from adapter.models.jobs import TOOLKITS, JobCreateParameters
 from adapter.scripts.shell import export
 from adapter.settings import Settings
@@ -74,7 +75,9 @@ class JobService:
         runner: Runner,
         settings: Settings,
         clusters: ClusterService,
+        events: MetricEvents,
     ) -> None:
+        self.events = events
         self.store = store
         self.backend = backend
         self.runner = runner
@@ -82,6 +85,8 @@ class JobService:
         self.clusters = clusters
         self.lock = asyncio.Lock()
         self._in_flight: set[str] = set()
+        # uid -> when sbatch returned; a snapshot taken before that cannot show the job yet.
+        self._submitted: dict[str, datetime] = {}
         self._queue: asyncio.Queue[str] | None = None
         self._workers: list[asyncio.Task[None]] = []
         self._plans_dir_made = False
@@ -337,6 +342,14 @@ class JobService:
                 "capped": capped,
                 "limitSeconds": int(limit.total_seconds()),
                 "capSeconds": int(cap.total_seconds()),
+                # Metric labels, kept with the job: the cluster may be gone when it finishes.
+                "labels": {
+                    "workspace": cluster.ws,
+                    "cluster": cluster.name,
+                    "partition": cluster.partition,
+                    "node_type": cluster.node_type,
+                    "priority": cluster.priority,
+                },
                 "volumes": [v.__dict__ | {"remote": dict(v.remote or {})} for v in volumes],
             },
             created=t,
@@ -410,6 +423,7 @@ class JobService:
             )
             return
         slurm_id = await self.backend.submit(job.script, user=job.owner)
+        self._submitted[job.uid] = now()
         if self.settings.jobs.crash_point == "after_submit":
             os._exit(3)
         # Re-read: a terminate may have come in while sbatch ran.
@@ -524,26 +538,45 @@ class JobService:
                 await self._try_submit(job, cluster)
                 return
         slurm = next((j for j in snap.jobs if j.job_id == job.slurm_id), None)
+        submitted = self._submitted.get(job.uid)
+        if slurm is None and submitted is not None and submitted >= snap.taken:
+            return  # sbatched after this snapshot was taken: not missing, just not seen yet
         if slurm is not None and job.terminate and not slurm.finished:
             await self.backend.cancel(job.slurm_id)
         if slurm is not None and not slurm.finished:
-            self._track(job, slurm)
+            await self._track(job, slurm)
             return
         await self._conclude(job, slurm, cluster)
 
-    def _track(self, job: Job, slurm: SlurmJob) -> None:
+    async def _track(self, job: Job, slurm: SlurmJob) -> None:
         changed = False
         state = "queued" if slurm.state in {"PENDING", "REQUEUED", "REQUEUE_HOLD"} else "running"
         if job.terminate:
             state = "terminating"
         if state != job.execution_state:
             job.execution_state, job.execution_changed, changed = state, now(), True
-        if slurm.restart_count != job.restarts:
+        if slurm.restart_count > job.restarts:
+            await self._count_requeues(job, slurm.restart_count - job.restarts)
             job.restarts, changed = slurm.restart_count, True
         if state == "running" and slurm.start_time and slurm.start_time != job.start_time:
+            self._count_start(job, slurm)
             job.start_time, job.nodes, changed = slurm.start_time, list(slurm.nodes), True
         if changed:
             self.store.put_job(job)
+
+    async def _count_requeues(self, job: Job, times: int) -> None:
+        labels = job.info["labels"]
+        self.events.inc("bai_job_requeues", labels, times)
+        # A preempted run logged the USR1 notice Slurm sends at preemption (low priority only).
+        if labels["priority"] == "lowpriority" and any(
+            e.get("event") == "notice" for e in await self._read_log(job)
+        ):
+            self.events.inc("bai_job_preemptions", labels, times)
+
+    def _count_start(self, job: Job, slurm: SlurmJob) -> None:
+        if job.start_time is None and slurm.start_time is not None:
+            wait = (slurm.start_time - job.created).total_seconds()
+            self.events.observe("bai_job_queue_wait_seconds", job.info["labels"], wait)
 
     async def _read_log(self, job: Job) -> list[dict[str, Any]]:
         text = await self.runner.read_text(job.info["layout"]["spool"] + "/execution.log")
@@ -565,7 +598,10 @@ class JobService:
         if outcome is None:
             return
         if slurm is not None:
+            if slurm.restart_count > job.restarts:
+                await self._count_requeues(job, slurm.restart_count - job.restarts)
             job.restarts = slurm.restart_count
+            self._count_start(job, slurm)
             job.start_time = job.start_time or slurm.start_time
             job.end_time = slurm.end_time
             job.nodes = job.nodes or list(slurm.nodes)
@@ -580,12 +616,22 @@ class JobService:
         self, job: Job, state: str, exit_code: int | None, errors: list[dict[str, Any]]
     ) -> None:
         t = now()
+        self._submitted.pop(job.uid, None)
         job.execution_state, job.execution_changed = state, t
         job.exit_code, job.errors = exit_code, errors
         job.end_time = job.end_time or t
         self.store.put_job(job)
         if job.provisioning_state != "deleting":
             self._complete_operations(job.uid)
+        labels = job.info["labels"]
+        self.events.inc("bai_jobs_finished", {**labels, "outcome": state})
+        for e in errors:
+            self.events.inc("bai_job_failures", {**labels, "code": e["code"]})
+            if e["code"] == "LowPriorityTimeLimitExceeded":
+                self.events.inc("bai_jobs_cap_killed", labels)
+        if job.start_time is not None:
+            run = (job.end_time - job.start_time).total_seconds()
+            self.events.observe("bai_job_run_seconds", labels, run)
         log.info(
             "job finished",
             job=job.name,

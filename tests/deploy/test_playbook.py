@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 from pathlib import Path
 
+import httpx
 import pytest
+import yaml
 
 from tests.cluster import DEV_NODES, cluster_healthy, run_playbook, sh
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("dev_cluster")]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def daemon_pids() -> dict[str, int]:
@@ -19,6 +23,8 @@ def daemon_pids() -> dict[str, int]:
         "munged": Path("/run/munge/munged.pid"),
         "slurmctld": Path("/run/slurmctld.pid"),
         "bai": Path("/run/bai.pid"),
+        "prometheus": Path("/run/prometheus.pid"),
+        "node-exporter": Path("/run/node-exporter.pid"),
     }
     pids |= {f"slurmd:{p.stem[7:]}": p for p in Path("/run").glob("slurmd-*.pid")}
     pids |= {f"sshd:{p.stem[5:]}": p for p in Path("/run").glob("sshd-*.pid")}
@@ -34,7 +40,7 @@ def recap(result: subprocess.CompletedProcess[str]) -> dict[str, int]:
 
 def test_rerun_changes_nothing_and_restarts_nothing() -> None:
     before = daemon_pids()
-    assert len(before) == 3 + 5 + 5
+    assert len(before) == 3 + 5 + 5 + 2  # + Prometheus and the node exporter
 
     assert recap(run_playbook())["changed"] == 0
 
@@ -58,20 +64,45 @@ def test_config_change_restarts_only_slurm(tmp_path: Path) -> None:
     assert cluster_healthy() or _wait_healthy()
 
 
+def test_grafana_is_provisioned_where_installed_and_its_datasource_answers(tmp_path: Path) -> None:
+    grafana, dashboards = tmp_path / "grafana", tmp_path / "dashboards"
+    grafana.mkdir()  # Grafana's configuration directory exists: Grafana is installed here
+    vars_ = ["-e", f"bai_grafana_dir={grafana}", "-e", f"bai_grafana_dashboards_dir={dashboards}"]
+    assert recap(run_playbook("site.yml", *vars_))["changed"] > 0
+
+    provisioning = grafana / "provisioning"
+    (source,) = yaml.safe_load((provisioning / "datasources/bai-prometheus.yaml").read_text())[
+        "datasources"
+    ]
+    assert source["type"] == "prometheus"
+    (provider,) = yaml.safe_load((provisioning / "dashboards/bai.yaml").read_text())["providers"]
+    installed = Path(provider["options"]["path"]) / "bai-dashboard.json"
+    assert installed.read_bytes() == (ROOT / "monitoring/grafana/bai-dashboard.json").read_bytes()
+    # The datasource is the Prometheus the role deployed, and it scrapes bai over TLS.
+    deadline = time.monotonic() + 120
+    while True:
+        result = httpx.get(
+            f"{source['url']}/api/v1/query", params={"query": 'up{job="bai"}'}, timeout=5
+        ).json()["data"]["result"]
+        if result and result[0]["value"][1] == "1":
+            break
+        assert time.monotonic() < deadline, result
+        time.sleep(1)
+
+
 def test_dev_down_stops_everything_and_site_brings_it_back() -> None:
     recap(run_playbook("dev-down.yml"))
     assert daemon_pids() == {}
     assert "is DOWN" in sh("scontrol", "ping").stdout
     listening = sh("ss", "-ltn").stdout
     assert not [addr for addr, _ in DEV_NODES.values() if f"{addr}:" in listening], listening
+    assert not [port for port in (":9090 ", ":9100 ", ":8443 ") if port in listening], listening
 
     assert recap(run_playbook())["changed"] > 0
     assert _wait_healthy()
 
 
 def _wait_healthy() -> bool:
-    import time
-
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if cluster_healthy():

@@ -121,6 +121,15 @@ CASES: dict[str, Case] = {
         ("terminated on request",),
         terminated=True,
     ),
+    # A preempted run logs why it ended; terminated while requeued, the request is the outcome.
+    "terminated while requeued after a preemption the run logged as its end": Case(
+        slurm("CANCELLED", 143),
+        [START, ev("signal", signal="TERM"), end(143, "LowPriorityTimeLimitExceeded")],
+        "failed",
+        143,
+        "JobTerminated",
+        terminated=True,
+    ),
     "terminated before it started": Case(
         slurm("CANCELLED"), [], "failed", None, "JobTerminated", terminated=True
     ),

@@ -19,6 +19,7 @@ from adapter.errors import InvalidRequest
 from adapter.jobs.launch import launch_for
 from adapter.jobs.script import render_job_script
 from adapter.jobs.service import JobService
+from adapter.metrics.events import MetricEvents
 from adapter.scripts.shell import directive, expand_path, export, quote
 from adapter.settings import Settings
 from adapter.store import Job, Store
@@ -135,6 +136,7 @@ def secrets_text(secrets: dict[str, str]) -> str:
         cast(Runner, runner),
         Settings(),
         cast(ClusterService, None),
+        cast(MetricEvents, None),
     )
     lay = layout()
     info: dict[str, Any] = {"layout": lay.__dict__, "volumes": []}

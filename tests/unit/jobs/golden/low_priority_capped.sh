@@ -67,7 +67,8 @@ bai_run() {  # run in the background, so the traps below fire while it runs
 }
 bai_on_term() {
   local elapsed=$(( $(date +%s) - BAI_RUN_START ))
-  if [ $elapsed -ge $(( BAI_TIME_LIMIT - 60 )) ]; then
+  local slack=$(( BAI_TIME_LIMIT / 4 < 60 ? BAI_TIME_LIMIT / 4 : 60 ))
+  if [ $elapsed -ge $(( BAI_TIME_LIMIT - slack )) ]; then
     if [ $BAI_CAPPED -eq 1 ]; then bai_end 143 LowPriorityTimeLimitExceeded;
     else bai_end 143 MaxWallClockTimeExceeded; fi
   else

@@ -1,0 +1,1 @@
+"""Prometheus metrics: outcome counters bai records, and a collector over its state."""
