@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,6 +28,24 @@ DEV_NODES = {
 def sh(*argv: str, check: bool = False, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """Run argv and capture its output as text."""
     return subprocess.run(argv, capture_output=True, text=True, check=check, timeout=timeout)
+
+
+@contextlib.contextmanager
+def dev_service_paused() -> Iterator[None]:
+    """Stop the dev `bai` service (make dev) for the duration, and start it again afterwards.
+
+    One adapter owns the partition include file: tests that act as the adapter (the backend
+    tests, the service under test) must not race the dev service, which removes partitions no
+    cluster of its store owns.
+    """
+    running = sh(DAEMONCTL, "status", "bai").returncode == 0
+    if running:
+        sh(DAEMONCTL, "stop", "bai", check=True)
+    try:
+        yield
+    finally:
+        if running:
+            sh(DAEMONCTL, "start", "bai", check=True)
 
 
 def cluster_healthy() -> bool:
@@ -55,6 +75,26 @@ def run_playbook(playbook: str = "site.yml", *args: str) -> subprocess.Completed
     )
 
 
+def resume_leftover_drains() -> list[str]:
+    """Resume dev nodes an interrupted earlier run left drained or down while their slurmd answers.
+
+    The dev cluster belongs to the tests: a run killed between draining a node (a failed setup
+    task, a shrink) and undoing it must not leave the next run one node short. Slurm keeps such
+    states across restarts (StateSaveLocation), so bring-up alone does not clear them.
+    """
+    out = sh("sinfo", "-N", "-h", "-o", "%N %t").stdout.split("\n")
+    stuck = [
+        name
+        for name, state in (line.split() for line in out if line.strip())
+        if name in DEV_NODES
+        and not state.endswith("*")
+        and state.rstrip("~#!%@$") in {"drain", "drng", "down", "fail", "failg"}
+    ]
+    for name in stuck:
+        sh("scontrol", "update", f"NodeName={name}", "State=RESUME")
+    return stuck
+
+
 def ensure_cluster() -> None:
     """Bring the dev cluster up through the dev inventory unless it already is."""
     if os.geteuid() != 0:
@@ -68,6 +108,8 @@ def ensure_cluster() -> None:
         )
     deadline = time.monotonic() + 90
     while not cluster_healthy():
+        if resumed := resume_leftover_drains():
+            print(f"resumed dev nodes an earlier run left unusable: {', '.join(resumed)}")
         if time.monotonic() > deadline:
             raise RuntimeError(f"dev cluster not healthy after bring-up:\n{diagnostics()}")
         time.sleep(0.5)

@@ -10,29 +10,25 @@ from typing import Any
 
 import pytest
 
-from tests.cluster import sh
-from tests.e2e.service import STATE_DIR, TEST_ENV, Api, Service, daemon_running
+from tests.cluster import dev_service_paused
+from tests.e2e.service import STATE_DIR, TEST_ENV, Api, Service
 
 
 @pytest.fixture(scope="package")
 def service(dev_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """`bai serve` with test timers, in place of the dev service (one adapter per cluster)."""
-    dev_running = daemon_running("bai")
-    if dev_running:
-        sh("/usr/local/sbin/bai-daemonctl", "stop", "bai")
-    log = tmp_path_factory.mktemp("bai") / "bai.log"
-    svc = Service(
-        url="https://127.0.0.1:8444",
-        ca=str(STATE_DIR / "tls" / "cert.pem"),
-        log=log,
-        env=dict(TEST_ENV),
-    )
-    svc.start()
-    _remove_leftovers(svc)
-    yield svc
-    svc.stop()
-    if dev_running:
-        sh("/usr/local/sbin/bai-daemonctl", "start", "bai")
+    with dev_service_paused():
+        log = tmp_path_factory.mktemp("bai") / "bai.log"
+        svc = Service(
+            url="https://127.0.0.1:8444",
+            ca=str(STATE_DIR / "tls" / "cert.pem"),
+            log=log,
+            env=dict(TEST_ENV),
+        )
+        svc.start()
+        _remove_leftovers(svc)
+        yield svc
+        svc.stop()
 
 
 def _remove_leftovers(svc: Service) -> None:

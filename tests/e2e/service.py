@@ -273,7 +273,3 @@ class Api:
 def counts(props: dict[str, Any]) -> dict[str, int]:
     """nodeStateCounts without the NodeCount suffix."""
     return {k.removesuffix("NodeCount"): v for k, v in props["nodeStateCounts"].items()}
-
-
-def daemon_running(name: str) -> bool:
-    return sh("/usr/local/sbin/bai-daemonctl", "status", name).returncode == 0

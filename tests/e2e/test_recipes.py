@@ -21,7 +21,7 @@ from tests.e2e.service import Api
 
 pytestmark = pytest.mark.slurm
 
-RECIPES = Path(__file__).resolve().parents[3] / "shared" / "reference" / "recipes"
+RECIPES = Path(__file__).resolve().parents[1] / "fixtures" / "batchai-recipes"
 STANDINS = Path(__file__).parent / "recipes"
 STORAGE = Path("/var/lib/bai/dev-storage")
 ACCOUNT = "recipes"

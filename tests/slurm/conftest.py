@@ -14,13 +14,30 @@ from typing import Any
 import pytest
 
 from adapter.backends import CliBackend, LocalRunner, PartitionSpec, SlurmJob
+from tests.cluster import dev_service_paused
 
 PartitionFactory = Callable[..., Awaitable[str]]
 
 
-@pytest.fixture(autouse=True)
-def _cluster(dev_cluster: None) -> None:
-    """Every test here runs on the real dev cluster."""
+@pytest.fixture(scope="package", autouse=True)
+def _cluster(dev_cluster: None) -> Iterator[None]:
+    """Every test here runs on the real dev cluster, and acts as its only adapter."""
+    with dev_service_paused():
+        asyncio.run(_remove_leftover_partitions(CliBackend(LocalRunner())))
+        yield
+
+
+async def _remove_leftover_partitions(backend: CliBackend) -> None:
+    """Partitions (and their jobs) an interrupted earlier run of these tests left behind."""
+    leftovers = [p for p in await backend.configured_partitions() if p.startswith("t-")]
+    if not leftovers:
+        return
+    for job in await backend.jobs(leftovers):
+        if not job.finished:
+            await backend.cancel(job.job_id)
+    await wait_for(backend, lambda jobs: all(j.finished for j in jobs), leftovers, timeout=60)
+    for name in leftovers:
+        await backend.remove_partition(name)
 
 
 @pytest.fixture

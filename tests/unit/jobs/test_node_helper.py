@@ -401,3 +401,26 @@ def test_prolog_gives_the_job_user_every_directory_it_made(open_tmp: Path) -> No
     )
     assert (jt / "mounts" / "loc").is_symlink(), result.stderr
     assert (node.spool / "mount-error").read_text().startswith("volume V-cifs (smb): the Prolog")
+
+
+def test_gpu_job_mapping_names_the_job_holding_each_gpu_and_drops_stale_names(node: Node) -> None:
+    mapping = node.tmp / "map" / "%n"
+    flags = ("--gpu-job-map", str(mapping))
+    files = node.tmp / "map" / "n1"
+
+    def run(action: str, job: str, gpus: str) -> None:
+        done = node.run(
+            action, "--spool", str(node.spool_root), *flags, SLURM_JOB_ID=job, SLURM_JOB_GPUS=gpus
+        )
+        assert done.returncode == 0, done.stderr
+
+    run("prolog", "7", "0,1")
+    assert {p.name: p.read_text() for p in files.iterdir()} == {"0": "7\n", "1": "7\n"}
+    # Job 7 ended while this node's slurmd was down: no Epilog. Job 8 gets GPU 1.
+    run("prolog", "8", "1")
+    assert (files / "1").read_text() == "8\n"
+    run("epilog", "7", "0,1")  # a late Epilog of 7 leaves job 8's GPU alone
+    assert sorted(p.name for p in files.iterdir()) == ["1"]
+    assert (files / "1").read_text() == "8\n"
+    run("epilog", "8", "1")
+    assert list(files.iterdir()) == []
