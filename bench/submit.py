@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import ssl
 import subprocess
 import sys
@@ -57,16 +58,16 @@ def noop() -> int:
     return 0
 
 
-def with_submitit(partition: str, n: int) -> float:
+def with_submitit(partition: str, n: int, folder: str) -> float:
+    """submitit's jobs write into `folder` as they run: it is removed after they are cancelled."""
     import submitit
 
-    with tempfile.TemporaryDirectory() as folder:
-        executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
-        executor.update_parameters(slurm_partition=partition, timeout_min=5, nodes=1)
-        started = time.monotonic()
-        for _ in range(n):
-            executor.submit(noop)
-        return time.monotonic() - started
+    executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
+    executor.update_parameters(slurm_partition=partition, timeout_min=5, nodes=1)
+    started = time.monotonic()
+    for _ in range(n):
+        executor.submit(noop)
+    return time.monotonic() - started
 
 
 async def api_jobs(
@@ -162,11 +163,12 @@ def main() -> None:
         for line in Path("/etc/slurm/adapter-partitions.conf").read_text().splitlines()
         if line.startswith("PartitionName=c-")
     )
+    folder = tempfile.mkdtemp(prefix="bench-submitit-")
     try:
         rows = []
         rows.append(("raw sbatch loop, as the user", raw_sbatch(partition, n, "alice")))
         rows.append(("raw sbatch loop, as root", raw_sbatch(partition, n, None)))
-        rows.append(("submitit AutoExecutor.submit loop", with_submitit(partition, n)))
+        rows.append(("submitit AutoExecutor.submit loop", with_submitit(partition, n, folder)))
         rows.append(
             (
                 "bai API, 1 client",
@@ -193,6 +195,7 @@ def main() -> None:
     finally:
         subprocess.run(["scancel", "-p", partition], check=False)
         http.delete(f"{base}?{API}")
+        shutil.rmtree(folder, ignore_errors=True)
         http.close()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 
 from adapter.backends import CliBackend, LocalRunner, SlurmJob
 from tests.cluster import sh
-from tests.e2e.service import Api, CloudError, counts
+from tests.e2e.service import Api, CloudError, Service, counts
 
 pytestmark = pytest.mark.slurm
 
@@ -290,6 +291,30 @@ def test_bad_names_are_refused(admin: Api, workspace: str, name: str) -> None:
             {"vmSize": "t4x1", "scaleSettings": manual(1), "userAccountSettings": ADMIN},
         )
     assert err.value.status == 400 and err.value.error["target"] == "clusterName"
+
+
+def test_each_request_has_an_id_in_its_answer_and_its_log_line_and_no_token(
+    service: Service, admin: Api, workspace: str
+) -> None:
+    path = admin.path("workspaces", workspace, "clusters", "missing")
+    given = admin.http.get(
+        path, params={"api-version": "2018-05-01"}, headers={"x-ms-client-request-id": "req-7"}
+    )
+    assert given.status_code == 404 and given.headers["x-ms-request-id"] == "req-7"
+    fresh = admin.http.get(path, params={"api-version": "2018-05-01"})
+    made = fresh.headers["x-ms-request-id"]
+    assert made and made != "req-7"
+    text = service.log.read_text()
+    requests = [
+        json.loads(line)
+        for line in text.splitlines()
+        if line.startswith("{") and '"event": "request"' in line
+    ]
+    for request_id in ("req-7", made):
+        (line,) = [r for r in requests if r["request_id"] == request_id]
+        assert line["path"] == path and line["status"] == 404 and line["method"] == "GET"
+    token = admin.http.headers["Authorization"].removeprefix("Bearer ")
+    assert token not in text
 
 
 def test_non_admin_cannot_name_another_admin_user(alice: Api, workspace: str) -> None:
