@@ -6,13 +6,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PLAY   := cd ansible && ../$(BIN)/ansible-playbook -i inventories/dev
 
-.PHONY: help dev test cluster dev-down lint unit slurm-tests record venv
+.PHONY: help dev test cluster dev-down lint unit slurm-tests record venv vagrant-up vagrant-check vagrant-down
 
 help:
 	@echo "make dev       bring up the dev Slurm cluster on this host (and run a first job)"
 	@echo "make test      lint, type-check and run every test (brings the cluster up if needed)"
 	@echo "make dev-down  stop every daemon the dev cluster started"
 	@echo "make lint      ruff + mypy only;  make unit: the tests that need no cluster"
+	@echo "make vagrant-up / vagrant-check / vagrant-down   the 3-VM cluster (vagrant/README.md)"
 
 $(VENV)/.installed: pyproject.toml
 	@echo "==> Python environment in $(VENV) (pip install -e '.[dev]')"
@@ -57,3 +58,18 @@ test: lint cluster
 # Re-record the Slurm output fixtures from the dev cluster (after a Slurm upgrade).
 record: cluster
 	$(BIN)/python tests/fixtures/slurm-22.05/record.py
+
+# A multi-host cluster of three VMs (vagrant/README.md). Not part of `make test`.
+VAGRANT := cd vagrant && PATH=$(CURDIR)/$(BIN):$$PATH vagrant
+
+vagrant-up: venv
+	@if [ -z "$$BAI_VAGRANT_BOX" ] && ! vagrant box list 2>/dev/null | grep -q '^bai/bookworm '; then \
+		echo "==> No bai/bookworm box: building one (vagrant/build-box.sh)"; vagrant/build-box.sh; fi
+	@echo "==> Three VMs (vagrant/Vagrantfile), provisioned by ansible/site.yml (inventories/vagrant)"
+	$(VAGRANT) up --provider=libvirt
+
+vagrant-check:
+	vagrant/check.sh
+
+vagrant-down:
+	$(VAGRANT) destroy -f
