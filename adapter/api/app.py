@@ -85,14 +85,14 @@ class RequestContext:
             return
         given = dict(scope["headers"]).get(b"x-ms-client-request-id", b"")
         request_id = given.decode("latin-1")[:128] or str(uuid.uuid4())
+        echo = (b"x-ms-request-id", request_id.encode("latin-1"))
         status = 500  # unless the app answers: an exception becomes a 500 further out
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = [*message.get("headers", []), (b"x-ms-request-id", request_id.encode())]
-                message = {**message, "headers": headers}
+                message = {**message, "headers": [*message.get("headers", []), echo]}
             await send(message)
 
         structlog.contextvars.bind_contextvars(request_id=request_id)
