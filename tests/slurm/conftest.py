@@ -29,14 +29,20 @@ def _cluster(dev_cluster: None) -> Iterator[None]:
 
 async def _remove_leftover_partitions(backend: CliBackend) -> None:
     """Partitions (and their jobs) an interrupted earlier run of these tests left behind."""
-    leftovers = [p for p in await backend.configured_partitions() if p.startswith("t-")]
-    if not leftovers:
+    await remove_partitions(
+        backend, [p for p in await backend.configured_partitions() if p.startswith("t-")]
+    )
+
+
+async def remove_partitions(backend: CliBackend, names: list[str]) -> None:
+    """Cancel the partitions' unfinished jobs, wait for them to end, then remove the partitions."""
+    if not names:
         return
-    for job in await backend.jobs(leftovers):
+    for job in await backend.jobs(names):
         if not job.finished:
             await backend.cancel(job.job_id)
-    await wait_for(backend, lambda jobs: all(j.finished for j in jobs), leftovers, timeout=60)
-    for name in leftovers:
+    await wait_for(backend, lambda jobs: all(j.finished for j in jobs), names, timeout=60)
+    for name in names:
         await backend.remove_partition(name)
 
 
@@ -67,12 +73,7 @@ async def partition(backend: CliBackend) -> AsyncIterator[PartitionFactory]:
         return name
 
     yield make
-    for name in created:
-        for job in await backend.jobs([name]):
-            if not job.finished:
-                await backend.cancel(job.job_id)
-        await wait_for(backend, lambda jobs: all(j.finished for j in jobs), [name], timeout=60)
-        await backend.remove_partition(name)
+    await remove_partitions(backend, created)
 
 
 async def wait_for(
