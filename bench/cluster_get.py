@@ -17,22 +17,10 @@ import os
 import re
 import ssl
 import subprocess
-import sys
 import time
-import uuid
-from pathlib import Path
 
 import httpx
-
-API = "api-version=2018-05-01"
-
-
-def env() -> dict[str, str]:
-    path = Path(".dev/env")
-    if not path.exists():
-        sys.exit("no .dev/env: run `make dev` first")
-    pairs = [line.removeprefix("export ").split("=", 1) for line in path.read_text().splitlines()]
-    return {k: v for k, v in pairs}
+from devapi import API, DevCluster, dev_cluster
 
 
 def sdiag_rpcs() -> int:
@@ -71,76 +59,49 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--clients", default="1,10,50")
     args = parser.parse_args()
-    e = env()
-    tls = ssl.create_default_context(cafile=e["BAI_CA"])
-    headers = {"Authorization": f"Bearer {e['BAI_TOKEN']}"}
-    rg = f"bench-{uuid.uuid4().hex[:6]}"
-    ws_url = (
-        f"{e['BAI_URL']}/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/"
-        f"{rg}/providers/Microsoft.BatchAI/workspaces/bench"
+    with dev_cluster("t4x1") as c:
+        run(c, args.seconds, [int(n) for n in args.clients.split(",")])
+
+
+def run(c: DevCluster, seconds: float, client_counts: list[int]) -> None:
+    """Idle RPC rate, then GET latency and RPCs per client count, then the direct baseline."""
+    print(
+        f"GET {c.base}/clusters/c for {seconds:g} s per row (dev service, "
+        f"reconcile interval from /etc/bai/bai.toml)\n"
     )
-    http = httpx.Client(verify=tls, headers=headers, timeout=60)
-    http.put(f"{ws_url}?{API}", json={"location": "bench"}).raise_for_status()
-    cluster = http.put(
-        f"{ws_url}/clusters/c?{API}",
-        json={
-            "properties": {
-                "vmSize": "t4x1",
-                "vmPriority": "lowpriority",
-                "scaleSettings": {"manual": {"targetNodeCount": 1}},
-                "userAccountSettings": {"adminUserName": "alice"},
-            }
-        },
+    before = sdiag_rpcs()
+    time.sleep(seconds)
+    idle_rpcs = sdiag_rpcs() - before
+    print(f"idle: slurmctld served {idle_rpcs} RPCs in {seconds:g} s with no clients\n")
+    print(
+        f"{'clients':>7} {'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'RPCs':>6} {'RPCs above idle':>16} {'per 1000 req':>13}"
     )
-    cluster.raise_for_status()
-    partition = next(
-        line.split()[0].split("=", 1)[1]
-        for line in Path("/etc/slurm/adapter-partitions.conf").read_text().splitlines()
-        if line.startswith("PartitionName=c-")
-    )
-    try:
-        print(
-            f"GET {ws_url}/clusters/c for {args.seconds:g} s per row (dev service, "
-            f"reconcile interval from /etc/bai/bai.toml)\n"
-        )
+    for clients in client_counts:
         before = sdiag_rpcs()
-        time.sleep(args.seconds)
-        idle_rpcs = sdiag_rpcs() - before
-        print(f"idle: slurmctld served {idle_rpcs} RPCs in {args.seconds:g} s with no clients\n")
+        lat = asyncio.run(hammer(f"{c.base}/clusters/c?{API}", c.headers, c.tls, clients, seconds))
+        rpcs = sdiag_rpcs() - before
+        extra = max(0, rpcs - idle_rpcs)
         print(
-            f"{'clients':>7} {'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
-            f"{'RPCs':>6} {'RPCs above idle':>16} {'per 1000 req':>13}"
+            f"{clients:>7} {len(lat):>9} {len(lat) / seconds:>8.0f} "
+            f"{pct(lat, 0.5):>8.1f} {pct(lat, 0.99):>8.1f} {rpcs:>6} {extra:>16} "
+            f"{1000 * rpcs / len(lat):>13.1f}"
         )
-        for clients in [int(c) for c in args.clients.split(",")]:
-            before = sdiag_rpcs()
-            lat = asyncio.run(
-                hammer(f"{ws_url}/clusters/c?{API}", headers, tls, clients, args.seconds)
-            )
-            rpcs = sdiag_rpcs() - before
-            extra = max(0, rpcs - idle_rpcs)
-            print(
-                f"{clients:>7} {len(lat):>9} {len(lat) / args.seconds:>8.0f} "
-                f"{pct(lat, 0.5):>8.1f} {pct(lat, 0.99):>8.1f} {rpcs:>6} {extra:>16} "
-                f"{1000 * rpcs / len(lat):>13.1f}"
-            )
-        # Baseline: a read path that asks Slurm every time.
-        samples = []
-        before = sdiag_rpcs()
-        for _ in range(200):
-            started = time.monotonic()
-            subprocess.run(
-                ["scontrol", "show", "partition", partition, "-o"], capture_output=True, check=True
-            )
-            samples.append(time.monotonic() - started)
-        direct_rpcs = sdiag_rpcs() - before
-        print(
-            f"\nbaseline, `scontrol show partition` per read: p50 {pct(samples, 0.5):.1f} ms, "
-            f"p99 {pct(samples, 0.99):.1f} ms, {1000 * direct_rpcs / len(samples):.0f} RPCs "
-            "per 1000 reads (and it grows with every client)"
+    # Baseline: a read path that asks Slurm every time.
+    samples = []
+    before = sdiag_rpcs()
+    for _ in range(200):
+        started = time.monotonic()
+        subprocess.run(
+            ["scontrol", "show", "partition", c.partition, "-o"], capture_output=True, check=True
         )
-    finally:
-        http.delete(f"{ws_url}?{API}")
-        http.close()
+        samples.append(time.monotonic() - started)
+    direct_rpcs = sdiag_rpcs() - before
+    print(
+        f"\nbaseline, `scontrol show partition` per read: p50 {pct(samples, 0.5):.1f} ms, "
+        f"p99 {pct(samples, 0.99):.1f} ms, {1000 * direct_rpcs / len(samples):.0f} RPCs "
+        "per 1000 reads (and it grows with every client)"
+    )
 
 
 if __name__ == "__main__":

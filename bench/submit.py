@@ -18,24 +18,11 @@ import asyncio
 import shutil
 import ssl
 import subprocess
-import sys
 import tempfile
 import time
-import uuid
-from pathlib import Path
 
 import httpx
-
-API = "api-version=2018-05-01"
-SUB = "00000000-0000-0000-0000-000000000000"
-
-
-def env() -> dict[str, str]:
-    path = Path(".dev/env")
-    if not path.exists():
-        sys.exit("no .dev/env: run `make dev` first")
-    pairs = [line.removeprefix("export ").split("=", 1) for line in path.read_text().splitlines()]
-    return {k: v for k, v in pairs}
+from devapi import API, dev_cluster
 
 
 def rate(n: int, seconds: float) -> float:
@@ -134,69 +121,33 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=50)
     args = parser.parse_args()
     n = args.n
-    e = env()
-    tls = ssl.create_default_context(cafile=e["BAI_CA"])
-    headers = {"Authorization": f"Bearer {e['BAI_TOKEN']}"}
-    rg = f"bench-{uuid.uuid4().hex[:6]}"
-    base = (
-        f"{e['BAI_URL']}/subscriptions/{SUB}/resourceGroups/{rg}/providers/"
-        "Microsoft.BatchAI/workspaces/bench"
-    )
-    http = httpx.Client(verify=tls, headers=headers, timeout=60)
-    http.put(f"{base}?{API}", json={"location": "bench"}).raise_for_status()
-    cluster = http.put(
-        f"{base}/clusters/c?{API}",
-        json={
-            "properties": {
-                "vmSize": "a100x2",
-                "vmPriority": "lowpriority",
-                "scaleSettings": {"manual": {"targetNodeCount": 1}},
-                "userAccountSettings": {"adminUserName": "alice"},
-            }
-        },
-    )
-    cluster.raise_for_status()
-    http.put(f"{base}/experiments/bench?{API}").raise_for_status()
-    cluster_id = cluster.json()["id"]
-    partition = next(
-        line.split()[0].split("=", 1)[1]
-        for line in Path("/etc/slurm/adapter-partitions.conf").read_text().splitlines()
-        if line.startswith("PartitionName=c-")
-    )
+    # submitit's jobs write into this folder as they run: it goes once they are cancelled.
     folder = tempfile.mkdtemp(prefix="bench-submitit-")
     try:
-        rows = []
-        rows.append(("raw sbatch loop, as the user", raw_sbatch(partition, n, "alice")))
-        rows.append(("raw sbatch loop, as root", raw_sbatch(partition, n, None)))
-        rows.append(("submitit AutoExecutor.submit loop", with_submitit(partition, n, folder)))
-        rows.append(
-            (
-                "bai API, 1 client",
-                asyncio.run(api_jobs(base, headers, tls, cluster_id, n, 1, "seq")),
-            )
-        )
-        rows.append(
-            (
-                "bai API, 8 concurrent clients",
-                asyncio.run(api_jobs(base, headers, tls, cluster_id, n, 8, "par")),
-            )
-        )
-        baseline = rate(n, rows[0][1])
-        print(
-            f"{n} one-node jobs each; baseline = raw sbatch loop as the user "
-            f"({baseline:.1f} jobs/s)\n"
-        )
-        print(f"{'submitter':<42} {'seconds':>8} {'jobs/s':>8} {'vs baseline':>12}")
-        for name, seconds in rows:
-            print(
-                f"{name:<42} {seconds:>8.2f} {rate(n, seconds):>8.1f} "
-                f"{rate(n, seconds) / baseline:>11.2f}x"
-            )
+        with dev_cluster("a100x2") as c:
+            c.http.put(f"{c.base}/experiments/bench?{API}").raise_for_status()
+            rows = [
+                ("raw sbatch loop, as the user", raw_sbatch(c.partition, n, "alice")),
+                ("raw sbatch loop, as root", raw_sbatch(c.partition, n, None)),
+                ("submitit AutoExecutor.submit loop", with_submitit(c.partition, n, folder)),
+            ]
+            for label, clients, tag in (("1 client", 1, "seq"), ("8 concurrent clients", 8, "par")):
+                seconds = asyncio.run(
+                    api_jobs(c.base, c.headers, c.tls, c.cluster_id, n, clients, tag)
+                )
+                rows.append((f"bai API, {label}", seconds))
     finally:
-        subprocess.run(["scancel", "-p", partition], check=False)
-        http.delete(f"{base}?{API}")
         shutil.rmtree(folder, ignore_errors=True)
-        http.close()
+    baseline = rate(n, rows[0][1])
+    print(
+        f"{n} one-node jobs each; baseline = raw sbatch loop as the user ({baseline:.1f} jobs/s)\n"
+    )
+    print(f"{'submitter':<42} {'seconds':>8} {'jobs/s':>8} {'vs baseline':>12}")
+    for name, seconds in rows:
+        print(
+            f"{name:<42} {seconds:>8.2f} {rate(n, seconds):>8.1f} "
+            f"{rate(n, seconds) / baseline:>11.2f}x"
+        )
 
 
 if __name__ == "__main__":
