@@ -147,14 +147,15 @@ class Job:
     provisioning_changed: datetime
     execution_state: str  # queued | running | terminating | succeeded | failed
     execution_changed: datetime
-    slurm_id: int | None
-    terminate: bool
-    start_time: datetime | None
-    end_time: datetime | None
-    exit_code: int | None
-    errors: list[dict[str, Any]]
-    restarts: int
-    nodes: list[str]
+    # What Slurm and the job have made of it so far (the defaults: a job not yet submitted).
+    slurm_id: int | None = None
+    terminate: bool = False
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    exit_code: int | None = None
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    restarts: int = 0
+    nodes: list[str] = field(default_factory=list)
 
     @property
     def final(self) -> bool:

@@ -357,14 +357,6 @@ class JobService:
             provisioning_changed=t,
             execution_state="queued",
             execution_changed=t,
-            slurm_id=None,
-            terminate=False,
-            start_time=None,
-            end_time=None,
-            exit_code=None,
-            errors=[],
-            restarts=0,
-            nodes=[],
         )
 
     async def _write_spool(self, job: Job) -> None:

@@ -158,14 +158,6 @@ def secrets_text(secrets: dict[str, str]) -> str:
         provisioning_changed=T0,
         execution_state="queued",
         execution_changed=T0,
-        slurm_id=None,
-        terminate=False,
-        start_time=None,
-        end_time=None,
-        exit_code=None,
-        errors=[],
-        restarts=0,
-        nodes=[],
     )
     asyncio.run(service._write_spool(job))
     text, mode, owner = runner.files[f"{lay.spool}/secrets.env"]
