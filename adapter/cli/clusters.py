@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from adapter.cli.client import Client, CliError
-from adapter.cli.common import Output, ResourceGroup, Workspace, Yes, confirm, scope
+from adapter.cli.common import NoWait, Output, ResourceGroup, Workspace, Yes, confirm, scope
 from adapter.cli.output import Format, emit, prop
 
 app = typer.Typer(help="Clusters: Slurm partitions of identical GPU nodes.", no_args_is_help=True)
@@ -201,7 +201,7 @@ def delete(
     workspace: Workspace,
     resource_group: ResourceGroup = "default",
     yes: Yes = False,
-    no_wait: Annotated[bool, typer.Option("--no-wait")] = False,
+    no_wait: NoWait = False,
 ) -> None:
     """Delete a cluster (its jobs are cancelled, or waited for with waitforjobcompletion)."""
     confirm(f"cluster {name}", yes)

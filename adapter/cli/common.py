@@ -24,6 +24,9 @@ Experiment = Annotated[str, typer.Option("-e", "--experiment", help="Experiment 
 JobName = Annotated[str, typer.Option("-j", "--job", help="Job name.")]
 Output = Annotated[Format, typer.Option("-o", "--output", help="table or json.")]
 Yes = Annotated[bool, typer.Option("-y", "--yes", help="Do not ask for confirmation.")]
+NoWait = Annotated[
+    bool, typer.Option("--no-wait", help="Return once accepted; do not wait for the operation.")
+]
 
 
 def scope(resource_group: str) -> Scope:

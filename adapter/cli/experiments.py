@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from adapter.cli.client import Client
-from adapter.cli.common import Output, ResourceGroup, Workspace, Yes, confirm, scope
+from adapter.cli.common import NoWait, Output, ResourceGroup, Workspace, Yes, confirm, scope
 from adapter.cli.output import Format, emit, prop
 
 app = typer.Typer(help="Experiments: groups of jobs in a workspace.", no_args_is_help=True)
@@ -60,7 +60,7 @@ def delete(
     workspace: Workspace,
     resource_group: ResourceGroup = "default",
     yes: Yes = False,
-    no_wait: Annotated[bool, typer.Option("--no-wait")] = False,
+    no_wait: NoWait = False,
 ) -> None:
     """Delete an experiment with all its jobs (running jobs are terminated)."""
     confirm(f"experiment {name} with all its jobs", yes)

@@ -16,6 +16,7 @@ from adapter.cli.client import Client, CliError, Scope
 from adapter.cli.common import (
     Experiment,
     JobName,
+    NoWait,
     Output,
     ResourceGroup,
     Workspace,
@@ -155,7 +156,7 @@ def terminate(
     workspace: Workspace,
     resource_group: ResourceGroup = "default",
     yes: Yes = False,
-    no_wait: Annotated[bool, typer.Option("--no-wait")] = False,
+    no_wait: NoWait = False,
 ) -> None:
     """Stop a queued or running job (it ends as failed); a finished job is left as is."""
     if not yes and not typer.confirm(f"Terminate job {name}?"):
@@ -171,7 +172,7 @@ def delete(
     workspace: Workspace,
     resource_group: ResourceGroup = "default",
     yes: Yes = False,
-    no_wait: Annotated[bool, typer.Option("--no-wait")] = False,
+    no_wait: NoWait = False,
 ) -> None:
     """Delete a job (terminated first if it is running) with its record."""
     confirm(f"job {name}", yes)
