@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import ssl
 import subprocess
@@ -273,3 +274,29 @@ class Api:
 def counts(props: dict[str, Any]) -> dict[str, int]:
     """nodeStateCounts without the NodeCount suffix."""
     return {k.removesuffix("NodeCount"): v for k, v in props["nodeStateCounts"].items()}
+
+
+def bai(service: Service, token: str, rg: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """The `bai` CLI of this venv against the service under test, as the token's user."""
+    env = {
+        **os.environ,
+        "BAI_URL": service.url,
+        "BAI_TOKEN": token,
+        "BAI_CA": service.ca,
+        "BAI_RESOURCE_GROUP": rg,
+        "COLUMNS": "200",
+    }
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "bai"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def bai_ok(service: Service, token: str, rg: str, *args: str) -> Any:
+    """`bai` that must succeed: its parsed JSON with `-o json`, else its text."""
+    result = bai(service, token, rg, *args)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout) if "json" in args else result.stdout

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.e2e.service import Api, Service
-from tests.e2e.test_nodes_ssh_and_cli import bai
+from tests.e2e.service import Api, Service, bai, bai_ok
 
 pytestmark = pytest.mark.slurm
 
@@ -17,10 +16,7 @@ pytestmark = pytest.mark.slurm
 def test_job_cli_lifecycle(service: Service, admin: Api, tmp_path: Path) -> None:
     token = service.token("alice")
 
-    def ok(*args: str) -> Any:
-        result = bai(service, token, admin.rg, *args)
-        assert result.returncode == 0, result.stderr
-        return json.loads(result.stdout) if "json" in args else result.stdout
+    ok = functools.partial(bai_ok, service, token, admin.rg)
 
     ok("workspace", "create", "-n", "w")
     ok(

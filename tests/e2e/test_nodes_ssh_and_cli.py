@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import asyncssh
 import pytest
 
-from tests.e2e.service import Api, Service, counts
+from tests.e2e.service import Api, Service, bai, bai_ok, counts
 
 pytestmark = pytest.mark.slurm
 
@@ -61,31 +61,10 @@ async def test_every_reported_node_answers_ssh_as_itself(admin: Api, workspace: 
         _forget_key("alice", public)
 
 
-def bai(service: Service, token: str, rg: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "BAI_URL": service.url,
-        "BAI_TOKEN": token,
-        "BAI_CA": service.ca,
-        "BAI_RESOURCE_GROUP": rg,
-        "COLUMNS": "200",
-    }
-    return subprocess.run(
-        [str(Path(sys.executable).parent / "bai"), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def test_cli_cluster_lifecycle(service: Service, admin: Api) -> None:
     token = service.token("alice")
 
-    def ok(*args: str) -> Any:
-        result = bai(service, token, admin.rg, *args)
-        assert result.returncode == 0, result.stderr
-        return json.loads(result.stdout) if "json" in args else result.stdout
+    ok = functools.partial(bai_ok, service, token, admin.rg)
 
     ok("workspace", "create", "-n", "cliws")
     created = ok(
