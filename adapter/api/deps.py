@@ -35,12 +35,18 @@ class Services:
     exposition: Exposition
 
 
-def services(request: Request) -> Services:
+def services_of(request: Request) -> Services:
     svc: Services = request.app.state.services
     return svc
 
 
-def api_version(request: Request) -> None:
+# Dependencies are `async def` although they do not await: FastAPI runs a plain `def` dependency
+# in its thread pool, a thread hop per dependency per request.
+async def services(request: Request) -> Services:
+    return services_of(request)
+
+
+async def api_version(request: Request) -> None:
     version = request.query_params.get("api-version")
     if version is None:
         raise InvalidRequest(
@@ -53,7 +59,7 @@ def api_version(request: Request) -> None:
         )
 
 
-def principal(request: Request) -> Principal:
+async def principal(request: Request) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
@@ -61,7 +67,7 @@ def principal(request: Request) -> Principal:
             "send 'Authorization: Bearer <token>'; an operator makes tokens with "
             "`bai token create --user NAME`"
         )
-    found = authenticate(services(request).store, token.strip())
+    found = authenticate(services_of(request).store, token.strip())
     if found is None:
         raise Unauthorized("the bearer token is not valid; ask an operator for a new one")
     return found
@@ -69,7 +75,7 @@ def principal(request: Request) -> Principal:
 
 def base_url(request: Request) -> str:
     """Where clients reach the service, for Location headers and nextLink."""
-    configured = services(request).settings.public_url
+    configured = services_of(request).settings.public_url
     return (configured or str(request.base_url)).rstrip("/")
 
 

@@ -31,6 +31,26 @@ class CommandResult:
     stderr: str
 
 
+@dataclass(frozen=True, slots=True)
+class Dir:
+    """A directory to create (with its parents) if it is missing, with this mode and owner."""
+
+    path: str
+    mode: int = 0o755
+    owner: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class File:
+    """A file to replace atomically; `durable` also waits for the disk."""
+
+    path: str
+    text: str
+    mode: int = 0o644
+    owner: str | None = None
+    durable: bool = True
+
+
 class Runner(Protocol):
     """Runs commands and moves files where the Slurm client tools are."""
 
@@ -69,22 +89,26 @@ class Runner(Protocol):
         """Remove a file or a directory tree; a missing one is not an error."""
         ...
 
+    async def lay_out(self, entries: Sequence[Dir | File]) -> None:
+        """Create these directories and write these files, in order, in one go."""
+        ...
+
 
 class LocalRunner:
     """Runs commands on this host."""
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         # Commands get a small, fixed environment: nothing of the service's own leaks into jobs.
-        self._env = {"PATH": SAFE_PATH, "LANG": "C.UTF-8", **(env or {})}
+        self.env = {"PATH": SAFE_PATH, "LANG": "C.UTF-8", **(env or {})}
 
     def _wrap(
         self, argv: Sequence[str], user: str | None
     ) -> tuple[list[str], dict[str, str], str, dict[str, Any]]:
         """argv, environment, working directory and the identity switch for a command."""
         if user is None or user == pwd.getpwuid(os.geteuid()).pw_name:
-            return list(argv), {**self._env, "HOME": os.path.expanduser("~")}, "/", {}
+            return list(argv), {**self.env, "HOME": os.path.expanduser("~")}, "/", {}
         entry = pwd.getpwnam(user)
-        env = {**self._env, "HOME": entry.pw_dir, "USER": user, "LOGNAME": user}
+        env = {**self.env, "HOME": entry.pw_dir, "USER": user, "LOGNAME": user}
         home = entry.pw_dir if os.path.isdir(entry.pw_dir) else "/"
         if os.geteuid() == 0:
             # setpriv (util-linux) switches uid, gid and groups without a PAM session (runuser
@@ -160,39 +184,14 @@ class LocalRunner:
         owner: str | None = None,
         durable: bool = True,
     ) -> None:
-        def write() -> None:
-            target = Path(path)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-            try:
-                # The mode is set before any byte is written: secrets files are never readable
-                # by others, not even for an instant.
-                os.fchmod(fd, mode)
-                if owner is not None:
-                    entry = pwd.getpwnam(owner)
-                    os.fchown(fd, entry.pw_uid, entry.pw_gid)
-                with os.fdopen(fd, "w") as fh:
-                    fh.write(text)
-                    if durable:
-                        fh.flush()
-                        os.fsync(fh.fileno())
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-
-        await asyncio.to_thread(write)
+        await self.lay_out([File(path, text, mode, owner, durable)])
 
     async def make_dir(self, path: str, mode: int = 0o755, owner: str | None = None) -> None:
-        def make() -> None:
-            target = Path(path)
-            target.mkdir(parents=True, exist_ok=True)
-            target.chmod(mode)
-            if owner is not None:
-                entry = pwd.getpwnam(owner)
-                os.chown(target, entry.pw_uid, entry.pw_gid)
+        await self.lay_out([Dir(path, mode, owner)])
 
-        await asyncio.to_thread(make)
+    async def lay_out(self, entries: Sequence[Dir | File]) -> None:
+        # One thread hop for all of them: a job's spool is a few small files.
+        await asyncio.to_thread(_lay_out, entries)
 
     async def remove(self, path: str) -> None:
         def remove() -> None:
@@ -203,3 +202,42 @@ class LocalRunner:
                 target.unlink(missing_ok=True)
 
         await asyncio.to_thread(remove)
+
+
+def _lay_out(entries: Sequence[Dir | File]) -> None:
+    for entry in entries:
+        if isinstance(entry, Dir):
+            _make_dir(entry)
+        else:
+            _write_file(entry)
+
+
+def _make_dir(entry: Dir) -> None:
+    target = Path(entry.path)
+    target.mkdir(parents=True, exist_ok=True)
+    target.chmod(entry.mode)
+    if entry.owner is not None:
+        account = pwd.getpwnam(entry.owner)
+        os.chown(target, account.pw_uid, account.pw_gid)
+
+
+def _write_file(entry: File) -> None:
+    target = Path(entry.path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    try:
+        # The mode is set before any byte is written: secrets files are never readable by
+        # others, not even for an instant.
+        os.fchmod(fd, entry.mode)
+        if entry.owner is not None:
+            account = pwd.getpwnam(entry.owner)
+            os.fchown(fd, account.pw_uid, account.pw_gid)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(entry.text)
+            if entry.durable:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

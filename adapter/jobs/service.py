@@ -19,7 +19,7 @@ import structlog
 
 from adapter.auth import Principal
 from adapter.backends.base import SlurmBackend, SlurmJob
-from adapter.backends.runner import Runner
+from adapter.backends.runner import Dir, File, Runner
 from adapter.clusters.service import ClusterKey, ClusterService
 from adapter.errors import BackendError, Conflict, InvalidRequest, NotFound
 from adapter.jobs.launch import launch_for
@@ -362,8 +362,10 @@ class JobService:
     async def _write_spool(self, job: Job) -> None:
         """The job's private directory: plan, secrets and rclone config, all owned by the user."""
         spool = job.info["layout"]["spool"]
-        await self.runner.make_dir(spool, 0o700, job.owner)
-        await self.runner.make_dir(f"{spool}/shared", 0o700, job.owner)
+        entries: list[Dir | File] = [
+            Dir(spool, 0o700, job.owner),
+            Dir(f"{spool}/shared", 0o700, job.owner),
+        ]
         volumes = [Volume(**{**v, "remote": v.get("remote") or None}) for v in job.info["volumes"]]
         if volumes:
             plan = {
@@ -380,25 +382,21 @@ class JobService:
             }
             # Root-owned, outside the user's spool: the Prolog acts as root on what it says.
             if not self._plans_dir_made:
-                await self.runner.make_dir(f"{self.settings.clusters.spool_dir}/plans", 0o711)
-                self._plans_dir_made = True
-            await self.runner.write_text(
-                self._plan_path(job.uid), json.dumps(plan, indent=1), durable=False
-            )
+                entries.append(Dir(f"{self.settings.clusters.spool_dir}/plans", 0o711))
+            plan_text = json.dumps(plan, indent=1)
+            entries.append(File(self._plan_path(job.uid), plan_text, durable=False))
         remotes = {v.remote_name: v.remote for v in volumes if v.kind == "rclone" and v.remote}
         if remotes:
             text = "".join(
                 f"[{name}]\n" + "".join(f"{k} = {v}\n" for k, v in cfg.items()) + "\n"
                 for name, cfg in remotes.items()
             )
-            await self.runner.write_text(
-                f"{spool}/rclone.conf", text, 0o600, job.owner, durable=False
-            )
+            entries.append(File(f"{spool}/rclone.conf", text, 0o600, job.owner, durable=False))
         if job.secrets:
             text = "".join(f"{export(k, v)}\n" for k, v in job.secrets.items())
-            await self.runner.write_text(
-                f"{spool}/secrets.env", text, 0o600, job.owner, durable=False
-            )
+            entries.append(File(f"{spool}/secrets.env", text, 0o600, job.owner, durable=False))
+        await self.runner.lay_out(entries)
+        self._plans_dir_made = self._plans_dir_made or bool(volumes)
 
     def _plan_path(self, uid: str) -> str:
         return f"{self.settings.clusters.spool_dir}/plans/{uid}.json"

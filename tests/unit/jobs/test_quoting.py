@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any, cast
 import pytest
 
 from adapter.backends.base import SlurmBackend
-from adapter.backends.runner import Runner
+from adapter.backends.runner import Dir, File, Runner
 from adapter.clusters.service import ClusterService
 from adapter.errors import InvalidRequest
 from adapter.jobs.launch import launch_for
@@ -113,18 +114,10 @@ class FakeRunner:
     def __init__(self) -> None:
         self.files: dict[str, tuple[str, int, str | None]] = {}
 
-    async def make_dir(self, path: str, mode: int = 0o755, owner: str | None = None) -> None:
-        return None
-
-    async def write_text(
-        self,
-        path: str,
-        text: str,
-        mode: int = 0o644,
-        owner: str | None = None,
-        durable: bool = True,
-    ) -> None:
-        self.files[path] = (text, mode, owner)
+    async def lay_out(self, entries: Sequence[Dir | File]) -> None:
+        for entry in entries:
+            if isinstance(entry, File):
+                self.files[entry.path] = (entry.text, entry.mode, entry.owner)
 
 
 def secrets_text(secrets: dict[str, str]) -> str:
