@@ -59,6 +59,9 @@ CREATE TABLE IF NOT EXISTS counters (
 CREATE TABLE IF NOT EXISTS operations (
     id TEXT PRIMARY KEY, kind TEXT NOT NULL, target TEXT NOT NULL, status TEXT NOT NULL,
     error TEXT, created TEXT NOT NULL, updated TEXT NOT NULL);
+-- Finished operations stay (their status is still asked for); those in progress are few.
+CREATE INDEX IF NOT EXISTS operations_in_progress ON operations (target)
+    WHERE status = 'InProgress';
 """
 
 
@@ -532,26 +535,39 @@ class Store:
 
     def operation(self, op_id: str) -> Operation | None:
         row = self._one("SELECT * FROM operations WHERE id = ?", op_id)
-        if not row:
-            return None
-        return Operation(
-            id=row["id"],
-            kind=row["kind"],
-            target=row["target"],
-            status=row["status"],
-            error=json.loads(row["error"]) if row["error"] else None,
-            created=datetime.fromisoformat(row["created"]),
-            updated=datetime.fromisoformat(row["updated"]),
+        return _operation(row) if row else None
+
+    def operations_in_progress(
+        self, *, target: str | None = None, kind: str | None = None
+    ) -> list[Operation]:
+        """Operations still in progress (of this target, of this kind), oldest first."""
+        sql, args = "SELECT * FROM operations WHERE status = 'InProgress'", list[str]()
+        if target is not None:
+            sql, args = sql + " AND target = ?", [*args, target]
+        if kind is not None:
+            sql, args = sql + " AND kind = ?", [*args, kind]
+        return [_operation(row) for row in self._all(sql + " ORDER BY created", *args)]
+
+    def succeed_operations(self, target: str) -> None:
+        """Every operation in progress on `target` has succeeded."""
+        self._run(
+            "UPDATE operations SET status = 'Succeeded', updated = ? "
+            "WHERE status = 'InProgress' AND target = ?",
+            _ts(now()),
+            target,
         )
 
-    def operations_in_progress(self) -> list[Operation]:
-        ops = [
-            self.operation(r["id"])
-            for r in self._all(
-                "SELECT id FROM operations WHERE status = 'InProgress' ORDER BY created"
-            )
-        ]
-        return [op for op in ops if op is not None]
+
+def _operation(row: sqlite3.Row) -> Operation:
+    return Operation(
+        id=row["id"],
+        kind=row["kind"],
+        target=row["target"],
+        status=row["status"],
+        error=json.loads(row["error"]) if row["error"] else None,
+        created=datetime.fromisoformat(row["created"]),
+        updated=datetime.fromisoformat(row["updated"]),
+    )
 
 
 def _workspace(row: sqlite3.Row) -> Workspace:

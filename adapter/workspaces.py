@@ -54,7 +54,7 @@ class WorkspaceService:
     async def delete(self, sub: str, rg: str, name: str) -> Operation:
         ws = self.get(sub, rg, name)
         target = f"workspace:{sub}/{rg}/{name}"
-        op = next((o for o in self.store.operations_in_progress() if o.target == target), None)
+        op = next(iter(self.store.operations_in_progress(target=target)), None)
         if op is None:
             t = now()
             op = Operation(str(uuid.uuid4()), "delete-workspace", target, "InProgress", None, t, t)
@@ -72,17 +72,13 @@ class WorkspaceService:
 
     def finish_deletions(self) -> None:
         """Remove experiments and workspaces whose deletion has nothing left to wait for."""
-        for op in self.store.operations_in_progress():
-            if op.kind != "delete-experiment":
-                continue
+        for op in self.store.operations_in_progress(kind="delete-experiment"):
             sub, rg, ws, name = op.target.removeprefix("experiment:").split("/", 3)
             if not self.store.jobs(sub, rg, ws, name):
                 self.store.delete_experiment(sub, rg, ws, name)
                 op.status, op.updated = "Succeeded", now()
                 self.store.put_operation(op)
-        for op in self.store.operations_in_progress():
-            if op.kind != "delete-workspace":
-                continue
+        for op in self.store.operations_in_progress(kind="delete-workspace"):
             sub, rg, name = op.target.removeprefix("workspace:").split("/", 2)
             if not self.store.clusters(sub, rg, name) and not self.store.experiments(sub, rg, name):
                 self.store.delete_workspace(sub, rg, name)
@@ -117,7 +113,7 @@ class WorkspaceService:
         """Deleting an experiment deletes its jobs (terminating running ones) first."""
         ex = self.experiment(sub, rg, ws, name)
         target = f"experiment:{sub}/{rg}/{ws}/{name}"
-        op = next((o for o in self.store.operations_in_progress() if o.target == target), None)
+        op = next(iter(self.store.operations_in_progress(target=target)), None)
         if op is None:
             t = now()
             op = Operation(str(uuid.uuid4()), "delete-experiment", target, "InProgress", None, t, t)

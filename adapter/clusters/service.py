@@ -223,9 +223,9 @@ class ClusterService:
             return op
 
     def _operation(self, kind: str, target: str) -> Operation:
-        for op in self.store.operations_in_progress():
-            if op.kind == kind and op.target == target:
-                return op
+        existing = self.store.operations_in_progress(target=target, kind=kind)
+        if existing:
+            return existing[0]
         t = now()
         op = Operation(str(uuid.uuid4()), kind, target, "InProgress", None, t, t)
         self.store.put_operation(op)
@@ -375,10 +375,7 @@ class ClusterService:
             self._applied.pop(cluster.partition, None)
             await self._undo_nodes(cluster, plan)
             self.store.delete_cluster(cluster.uid)
-            for op in self.store.operations_in_progress():
-                if op.target == cluster.uid:
-                    op.status, op.updated = "Succeeded", now()
-                    self.store.put_operation(op)
+            self.store.succeed_operations(cluster.uid)
             log.info("cluster deleted", cluster=cluster.name, partition=cluster.partition)
             return
         live = {n for n, node in snap.nodes.items() if cluster.partition in node.partitions}

@@ -468,23 +468,20 @@ class JobService:
         log.info("job deleted", job=job.name, uid=job.uid)
 
     def _operation(self, kind: str, target: str) -> Operation:
-        for op in self.store.operations_in_progress():
-            if op.kind == kind and op.target == target:
-                return op
+        existing = self.store.operations_in_progress(target=target, kind=kind)
+        if existing:
+            return existing[0]
         t = now()
         op = Operation(str(uuid.uuid4()), kind, target, "InProgress", None, t, t)
         self.store.put_operation(op)
         if kind == "terminate-job":
-            job = next((j for j in self.store.active_jobs() if j.uid == target), None)
-            if job is None:
+            job = self.store.job_by_uid(target)
+            if job is None or (job.final and job.provisioning_state != "deleting"):
                 self._complete_operations(target)
         return op
 
     def _complete_operations(self, target: str) -> None:
-        for op in self.store.operations_in_progress():
-            if op.target == target:
-                op.status, op.updated = "Succeeded", now()
-                self.store.put_operation(op)
+        self.store.succeed_operations(target)
 
     # -- reconciling ---------------------------------------------------------------------------
 
