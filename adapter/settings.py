@@ -24,6 +24,10 @@ class SlurmSettings(BaseModel):
     """How bai reaches Slurm."""
 
     runner: Literal["local"] = "local"
+    # How jobs are submitted and read: `libslurm` in-process (built against the installed
+    # headers on first start; needs gcc and libslurm-dev), `commands` (sbatch, squeue), or
+    # `auto`: libslurm where it can be built, else the commands (the log says which and why).
+    client: Literal["auto", "libslurm", "commands"] = "auto"
     partitions_include: str = "/etc/slurm/adapter-partitions.conf"
     command_timeout_seconds: float = 60.0
 

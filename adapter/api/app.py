@@ -17,8 +17,10 @@ from adapter.api.deps import Services
 from adapter.api.routes import clusters, files, jobs, metrics, operations, workspaces
 from adapter.backends.base import SlurmBackend
 from adapter.backends.cli import CliBackend
+from adapter.backends.libslurm import Libslurm, LibslurmBackend
 from adapter.backends.runner import LocalRunner
 from adapter.clusters.service import ClusterService
+from adapter.errors import BackendError
 from adapter.jobs.files import UrlSigner
 from adapter.jobs.service import JobService
 from adapter.metrics.collector import BaiCollector
@@ -37,7 +39,7 @@ def build_services(settings: Settings, backend: SlurmBackend | None = None) -> S
     store = Store(settings.db_path)
     runner = LocalRunner()
     if backend is None:
-        backend = CliBackend(runner, include_path=settings.slurm.partitions_include)
+        backend = slurm_backend(settings, runner)
     reconciler = Reconciler(store, backend, settings.clusters.reconcile_interval_seconds)
     cluster_service = ClusterService(
         store, backend, settings, reconciler.latest, reconciler.take_snapshot
@@ -65,6 +67,22 @@ def build_services(settings: Settings, backend: SlurmBackend | None = None) -> S
         signer,
         exposition,
     )
+
+
+def slurm_backend(settings: Settings, runner: LocalRunner) -> SlurmBackend:
+    """The CLI backend, submitting through libslurm when settings allow and it can be built."""
+    include = settings.slurm.partitions_include
+    if settings.slurm.client != "commands":
+        try:
+            libslurm = Libslurm.load(settings.state_dir / "libslurm", runner.env)
+        except BackendError as exc:
+            if settings.slurm.client == "libslurm":
+                raise
+            log.warning("jobs are submitted with sbatch and read with squeue", reason=exc.reason)
+        else:
+            log.info("jobs are submitted and read in-process", libslurm=libslurm.version)
+            return LibslurmBackend(runner, libslurm, include_path=include)
+    return CliBackend(runner, include_path=include)
 
 
 class RequestContext:

@@ -144,32 +144,73 @@ def _time(value: Any) -> datetime | None:
 
 
 def _job(raw: Mapping[str, Any]) -> SlurmJob:
-    state = str(raw["job_state"]).upper()
-    # Before a job ends, end_time is a forecast and exit_code is meaningless.
-    ended = state in TERMINAL_JOB_STATES
-    exit_status, term_signal = decode_exit_code(int(raw["exit_code"])) if ended else (None, None)
-    nodes = raw.get("nodes") or ""
-    limit = raw.get("time_limit")
-    return SlurmJob(
+    return job_from_fields(
         job_id=int(raw["job_id"]),
         name=str(raw.get("name", "")),
         user=str(raw.get("user_name", "")),
         partition=str(raw.get("partition", "")),
-        state=state,
+        state=str(raw["job_state"]),
         state_reason=str(raw.get("state_reason", "")),
         comment=str(raw.get("comment") or ""),
         restart_count=int(raw.get("restart_cnt") or 0),
-        nodes=tuple(expand_hostlist(nodes)) if nodes else (),
+        nodes=str(raw.get("nodes") or ""),
         node_count=int(raw.get("node_count") or 0),
-        submit_time=_time(raw.get("submit_time")),
-        # A job cancelled while pending reports its cancel time as start time, and no nodes.
-        start_time=_time(raw.get("start_time")) if state != "PENDING" and nodes else None,
-        end_time=_time(raw.get("end_time")) if ended else None,
-        time_limit_minutes=int(limit) if limit else None,
-        exit_status=exit_status,
-        term_signal=term_signal,
+        submit_time=int(raw.get("submit_time") or 0),
+        start_time=int(raw.get("start_time") or 0),
+        end_time=int(raw.get("end_time") or 0),
+        time_limit=int(raw.get("time_limit") or 0),
+        exit_code=int(raw["exit_code"]),
         requeue=bool(raw.get("requeue")),
         batch_host=str(raw.get("batch_host") or ""),
+    )
+
+
+def job_from_fields(
+    *,
+    job_id: int,
+    name: str,
+    user: str,
+    partition: str,
+    state: str,
+    state_reason: str,
+    comment: str,
+    restart_count: int,
+    nodes: str,
+    node_count: int,
+    submit_time: int,
+    start_time: int,
+    end_time: int,
+    time_limit: int,
+    exit_code: int,
+    requeue: bool,
+    batch_host: str,
+) -> SlurmJob:
+    """A job from Slurm's own values (epoch seconds, 0 for unset; a raw wait status), however
+    they were read: `squeue --json` or libslurm's job records."""
+    state = state.upper()
+    # Before a job ends, end_time is a forecast and exit_code is meaningless.
+    ended = state in TERMINAL_JOB_STATES
+    exit_status, term_signal = decode_exit_code(exit_code) if ended else (None, None)
+    return SlurmJob(
+        job_id=job_id,
+        name=name,
+        user=user,
+        partition=partition,
+        state=state,
+        state_reason=state_reason,
+        comment=comment,
+        restart_count=restart_count,
+        nodes=tuple(expand_hostlist(nodes)) if nodes else (),
+        node_count=node_count,
+        submit_time=_time(submit_time),
+        # A job cancelled while pending reports its cancel time as start time, and no nodes.
+        start_time=_time(start_time) if state != "PENDING" and nodes else None,
+        end_time=_time(end_time) if ended else None,
+        time_limit_minutes=time_limit or None,
+        exit_status=exit_status,
+        term_signal=term_signal,
+        requeue=requeue,
+        batch_host=batch_host,
     )
 
 

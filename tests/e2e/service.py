@@ -28,6 +28,9 @@ TEST_ENV = {
     "BAI_CLUSTERS__RECONCILE_INTERVAL_SECONDS": "1",
     "BAI_CLUSTERS__AUTOSCALE_IDLE_SECONDS": "4",
     "BAI_CLUSTERS__LOWPRIORITY_GRACE_TIME_SECONDS": "3",
+    # In-process submission, as in the dev service, without the fallback to sbatch: a binding
+    # that cannot be built fails the suite instead of going unnoticed.
+    "BAI_SLURM__CLIENT": "libslurm",
 }
 
 

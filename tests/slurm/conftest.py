@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 
 from adapter.backends import CliBackend, LocalRunner, PartitionSpec, SlurmJob
+from adapter.backends.libslurm import Libslurm, LibslurmBackend
+from adapter.settings import Settings
 from tests.cluster import dev_service_paused
 
 PartitionFactory = Callable[..., Awaitable[str]]
@@ -49,6 +51,13 @@ async def remove_partitions(backend: CliBackend, names: list[str]) -> None:
 @pytest.fixture
 def backend() -> CliBackend:
     return CliBackend(LocalRunner())
+
+
+@pytest.fixture
+def libslurm_backend() -> LibslurmBackend:
+    """Submits in-process (the binding cached where the service keeps it); the rest is CLI."""
+    runner = LocalRunner()
+    return LibslurmBackend(runner, Libslurm.load(Settings().state_dir / "libslurm", runner.env))
 
 
 @pytest.fixture

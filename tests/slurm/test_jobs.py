@@ -6,11 +6,20 @@ from pathlib import Path
 
 import pytest
 
-from adapter.backends import CliBackend
-from adapter.errors import BackendError
+from adapter.backends import CliBackend, LocalRunner
+from adapter.errors import BackendError, BackendUnavailable
 from tests.slurm.conftest import PartitionFactory, wait_for, wait_job
 
 pytestmark = pytest.mark.slurm
+
+
+@pytest.fixture(params=["sbatch", "libslurm"])
+def backend(request: pytest.FixtureRequest) -> CliBackend:
+    """Each job test runs once per way of submitting: the sbatch command, and libslurm."""
+    if request.param == "sbatch":
+        return CliBackend(LocalRunner())
+    found: CliBackend = request.getfixturevalue("libslurm_backend")
+    return found
 
 
 def batch(partition: str, output: Path, body: str, *directives: str) -> str:
@@ -49,8 +58,9 @@ async def test_job_over_partition_time_limit_is_rejected_at_submission(
     with pytest.raises(BackendError) as err:
         await backend.submit(script, user="alice")
 
-    assert "Requested time limit is invalid" in str(err.value)
-    assert err.value.argv[0] == "sbatch" and err.value.returncode == 1
+    assert "Batch job submission failed: Requested time limit is invalid" in str(err.value)
+    assert err.value.argv[0] in ("sbatch", "slurm_submit_batch_job")
+    assert not isinstance(err.value, BackendUnavailable)
     assert await backend.jobs([part]) == []
     # 24 hours exactly is fine.
     job_id = await backend.submit(

@@ -1,0 +1,133 @@
+"""What in-process submission reads from a script: the `#SBATCH` lines, as sbatch reads them.
+
+The real submissions are compared with sbatch's on the dev cluster (tests/slurm/test_submit.py);
+these cover the reading of every script bai renders, and the refusals.
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import pytest
+
+from adapter.backends.libslurm import Submission, parse_time
+from adapter.errors import BackendError
+from adapter.scripts.setup_task import SetupJob, render_setup_script
+
+GOLDEN = Path(__file__).parents[1] / "jobs" / "golden"
+UID = "0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
+SPOOL = f"/var/lib/bai/spool/jobs/{UID}"
+
+
+def test_low_priority_job_script_reads_as_sbatch_would() -> None:
+    script = (GOLDEN / "low_priority_capped.sh").read_text()
+
+    sub = Submission.from_script(script)
+
+    assert sub.script == script
+    assert (sub.name, sub.partition, sub.nodes) == ("job1", "lowc-6789ab", 1)
+    assert (sub.time_minutes, sub.nice, sub.comment) == (1440, 2000, f"bai:{UID}")
+    assert (sub.work_dir, sub.std_out, sub.std_err) == (SPOOL, f"{SPOOL}/slurm.out", None)
+    assert (sub.gres, sub.exclusive, sub.requeue) == ("gpu:t4:1", True, True)
+    assert (sub.warn_signal, sub.warn_seconds) == (signal.SIGUSR1, 30)
+    assert (sub.node_list, sub.reservation) == (None, None)
+
+
+@pytest.mark.parametrize("golden", sorted(p.name for p in GOLDEN.glob("*.sh")))
+def test_every_golden_job_script_is_read_whole(golden: str) -> None:
+    script = (GOLDEN / golden).read_text()
+    directives = [line for line in script.splitlines() if line.startswith("#SBATCH")]
+
+    sub = Submission.from_script(script)
+
+    # Every directive the renderer writes lands in a field (none is silently dropped).
+    assert len(directives) == sum(
+        value is not None and value is not False
+        for value in (
+            sub.name,
+            sub.partition,
+            sub.nodes,
+            sub.exclusive,
+            sub.gres,
+            sub.time_minutes,
+            sub.nice,
+            sub.comment,
+            sub.work_dir,
+            sub.std_out,
+            sub.requeue,
+            sub.warn_signal,
+        )
+    )
+    assert sub.exclusive and sub.requeue and sub.nodes in (1, 2)
+
+
+def test_node_setup_script_reads_node_and_reservation() -> None:
+    script = render_setup_script(
+        SetupJob(
+            partition="c-1",
+            node="gpu-t4-1",
+            reservation="bai-setup-c-1-gpu-t4-1",
+            comment="bai-setup:u:gpu-t4-1",
+            output_dir=None,
+            mount_root="/mnt",
+            command_line=None,
+            environment={},
+            secrets_file=None,
+            ssh_public_key=None,
+        )
+    )
+
+    sub = Submission.from_script(script)
+
+    assert (sub.node_list, sub.reservation) == ("gpu-t4-1", "bai-setup-c-1-gpu-t4-1")
+    assert (sub.name, sub.nodes, sub.std_out, sub.exclusive) == ("bai-setup", 1, "/dev/null", True)
+
+
+def test_directives_after_the_first_command_are_not_read() -> None:
+    script = "#!/bin/bash\n\n#SBATCH -p first\n# a note\necho hi\n#SBATCH --partition=later\n"
+
+    assert Submission.from_script(script).partition == "first"
+
+
+def test_short_and_spaced_forms_and_arguments_override_the_script() -> None:
+    script = "#!/bin/bash\n#SBATCH -J one -N 2\n#SBATCH --time 1:30:00 # trailing note\ntrue\n"
+
+    sub = Submission.from_script(script, ["--job-name=two", "--no-requeue"])
+
+    assert (sub.name, sub.nodes, sub.time_minutes, sub.requeue) == ("two", 2, 90, False)
+
+
+@pytest.mark.parametrize(
+    ("text", "minutes"),
+    [
+        ("1440", 1440),
+        ("90:30", 91),
+        ("25:00:00", 1500),
+        ("1-12", 2160),
+        ("2-00:30", 2910),
+        ("1-00:00:01", 1441),
+    ],
+)
+def test_times_in_every_sbatch_format(text: str, minutes: int) -> None:
+    assert parse_time(text) == minutes
+
+
+@pytest.mark.parametrize(
+    ("word", "says"),
+    [
+        ("--mem=4G", "does not handle the sbatch option '--mem=4G'"),
+        ("--time=soon", "--time has a value Slurm would not take"),
+        ("--nodes=two", "--nodes has a value Slurm would not take"),
+        ("--signal=USR1@30", "--signal has a value Slurm would not take"),
+        ("--signal=B:NOPE@30", "--signal has a value Slurm would not take"),
+        ("--partition", "--partition needs a value"),
+    ],
+)
+def test_options_it_cannot_honour_are_refused_not_dropped(word: str, says: str) -> None:
+    with pytest.raises(BackendError) as err:
+        Submission.from_script(f"#!/bin/bash\n#SBATCH {word}\ntrue\n")
+
+    assert says in str(err.value)
+    if "does not handle" in says:
+        assert "slurm.client = 'commands'" in str(err.value)
