@@ -133,11 +133,6 @@ class JobService:
             self.store.put_job(job)  # recorded before sbatch: a crash cannot submit it twice
             # The submitters take it from here; the reconciler leaves in-flight jobs alone.
             self._in_flight.add(job.uid)
-        try:
-            await self._write_spool(job)
-        except BaseException:
-            self._in_flight.discard(job.uid)  # the reconciler retries
-            raise
         log.info(
             "job recorded",
             job=str(key),
@@ -412,6 +407,9 @@ class JobService:
                 needed=job.properties["nodeCount"],
             )
             return
+        # Written here, not by the API: the answer does not wait for the disk, and a job left
+        # unsubmitted by a crash gets its spool when the reconciler submits it.
+        await self._write_spool(job)
         slurm_id = await self.backend.submit(job.script, user=job.owner)
         self._submitted[job.uid] = now()
         if self.settings.jobs.crash_point == "after_submit":
