@@ -379,6 +379,10 @@ class Store:
         )
         return self._with_nodes(rows)[0] if rows else None
 
+    def cluster_by_uid(self, uid: str) -> Cluster | None:
+        rows = self._all("SELECT * FROM clusters WHERE uid = ?", uid)
+        return self._with_nodes(rows)[0] if rows else None
+
     def clusters(
         self, sub: str | None = None, rg: str | None = None, ws: str | None = None
     ) -> list[Cluster]:
@@ -465,6 +469,13 @@ class Store:
             name,
         )
         return _job(row) if row else None
+
+    def set_slurm_id(self, uid: str, slurm_id: int) -> bool:
+        """Record a submitted job's Slurm id (nothing else); True if a terminate came first."""
+        rows = self._all(
+            "UPDATE jobs SET slurm_id = ? WHERE uid = ? RETURNING terminate", slurm_id, uid
+        )
+        return bool(rows and rows[0]["terminate"])
 
     def job_by_uid(self, uid: str) -> Job | None:
         row = self._one("SELECT * FROM jobs WHERE uid = ?", uid)

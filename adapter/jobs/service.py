@@ -180,7 +180,7 @@ class JobService:
             job = self.store.job_by_uid(uid)
             if job is None or job.final or job.slurm_id is not None:
                 return
-            cluster = next((c for c in self.store.clusters() if c.uid == job.cluster_uid), None)
+            cluster = self.store.cluster_by_uid(job.cluster_uid)
             if cluster is not None:
                 await self._try_submit(job, cluster)
         finally:
@@ -414,12 +414,11 @@ class JobService:
         self._submitted[job.uid] = now()
         if self.settings.jobs.crash_point == "after_submit":
             os._exit(3)
-        # Re-read: a terminate may have come in while sbatch ran.
-        current = self.store.job_by_uid(job.uid) or job
-        current.slurm_id = job.slurm_id = slurm_id
-        self.store.put_job(current)
+        # Only the id is written: a terminate may have come in (and been recorded) meanwhile.
+        job.slurm_id = slurm_id
+        terminate = self.store.set_slurm_id(job.uid, slurm_id)
         log.info("job submitted", job=job.name, uid=job.uid, slurm_id=slurm_id)
-        if current.terminate:
+        if terminate:
             await self.backend.cancel(slurm_id)
 
     # -- terminate and delete ------------------------------------------------------------------

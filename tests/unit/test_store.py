@@ -1,11 +1,12 @@
-"""Long-running operations in the store: found by target and kind without reading them all."""
+"""The store's narrow reads and writes: operations in progress found by target and kind
+without reading them all, and a submitted job's Slurm id written without the rest of the job."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from adapter.store import Operation, Store
+from adapter.store import Job, Operation, Store
 
 
 def op(n: int, kind: str, target: str, status: str = "InProgress") -> Operation:
@@ -44,3 +45,41 @@ def test_operations_in_progress_by_target_and_kind(tmp_path: Path) -> None:
         )
     )
     assert "operations_in_progress" in plan  # the partial index, not a scan of every operation
+
+
+def test_set_slurm_id_writes_only_the_id_and_reports_a_terminate(tmp_path: Path) -> None:
+    store = Store(tmp_path / "bai.db")
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    job = Job(
+        uid="u1",
+        sub="s",
+        rg="rg",
+        ws="ws",
+        exp="exp",
+        name="job1",
+        cluster_uid="c",
+        owner="alice",
+        properties={},
+        secrets={},
+        script="#!/bin/bash\n",
+        info={},
+        created=t0,
+        provisioning_state="succeeded",
+        provisioning_changed=t0,
+        execution_state="queued",
+        execution_changed=t0,
+    )
+    store.put_job(job)
+
+    assert store.set_slurm_id("u1", 41) is False
+    # A terminate recorded while the submission was in flight is kept and reported.
+    stored = store.job_by_uid("u1")
+    assert stored is not None and stored.slurm_id == 41
+    stored.terminate, stored.execution_state = True, "failed"
+    store.put_job(stored)
+
+    assert store.set_slurm_id("u1", 42) is True
+    final = store.job_by_uid("u1")
+    assert final is not None
+    assert (final.slurm_id, final.terminate, final.execution_state) == (42, True, "failed")
+    assert store.set_slurm_id("gone", 43) is False
