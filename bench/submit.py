@@ -6,7 +6,8 @@ Each row submits N one-node jobs (`true`) to the same low-priority cluster parti
 - raw `sbatch` in a loop, as the job's user (what a user does by hand), and as root;
 - bai's submission call alone: libslurm in one process, in a loop, as the user (no API);
 - submitit's `AutoExecutor.submit` in a loop (a peer tool: pickles a function, one sbatch each);
-- bai's REST API: PUT job, sequentially and from 8 concurrent clients; the clock stops when
+- bai's REST API: PUT job, from one sequential client (a synchronous loop, as a user's script
+  or the SDK would be) and from 8 concurrent clients (asyncio); the clock stops when
   every job is in Slurm (squeue shows its bai:<uuid> comment), not when the API answered.
 Slurm gets slower as it remembers more jobs, so the rows take turns over several rounds and each
 reports its median. It prints jobs/s and each rate relative to the raw sbatch loop as the user.
@@ -18,14 +19,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
-import ssl
 import statistics
 import subprocess
 import tempfile
 import time
+from typing import Any
 
 import httpx
-from devapi import API, dev_cluster
+from devapi import API, DevCluster, dev_cluster
 
 from adapter.backends import LocalRunner
 from adapter.backends.libslurm import Libslurm, LibslurmBackend
@@ -79,16 +80,9 @@ def with_submitit(partition: str, n: int, folder: str) -> float:
     return time.monotonic() - started
 
 
-async def api_jobs(
-    base: str,
-    headers: dict[str, str],
-    tls: ssl.SSLContext,
-    cluster_id: str,
-    n: int,
-    clients: int,
-    tag: str,
-) -> float:
-    body = {
+def job_body(cluster_id: str) -> dict[str, Any]:
+    """A one-node custom-toolkit job with an Azure file share for its logs (a recipe's shape)."""
+    return {
         "properties": {
             "cluster": {"id": cluster_id},
             "nodeCount": 1,
@@ -104,38 +98,52 @@ async def api_jobs(
             },
         }
     }
-    queue = list(range(n))
+
+
+def api_jobs(c: DevCluster, n: int, clients: int, tag: str) -> float:
+    """PUT n jobs, from one sequential client (a plain synchronous loop, as a user's script or
+    the SDK) or from `clients` concurrent ones; seconds until every job is in Slurm."""
+    body, url = job_body(c.cluster_id), f"{c.base}/experiments/bench/jobs/{tag}"
     uids: list[str] = []
 
-    async def client(http: httpx.AsyncClient) -> None:
-        while queue:
-            i = queue.pop()
-            response = await http.put(f"{base}/experiments/bench/jobs/{tag}-{i}?{API}", json=body)
-            response.raise_for_status()
-            segment = response.json()["properties"]["jobOutputDirectoryPathSegment"]
-            uids.append(segment.rsplit("/", 1)[1])
+    def record(response: httpx.Response) -> None:
+        response.raise_for_status()
+        segment = response.json()["properties"]["jobOutputDirectoryPathSegment"]
+        uids.append(segment.rsplit("/", 1)[1])
 
-    async with httpx.AsyncClient(verify=tls, headers=headers, timeout=120) as http:
+    async def concurrently() -> None:
+        queue = list(range(n))
+
+        async def client(http: httpx.AsyncClient) -> None:
+            while queue:
+                record(await http.put(f"{url}-{queue.pop()}?{API}", json=body))
+
+        async with httpx.AsyncClient(verify=c.tls, headers=c.headers, timeout=120) as http:
+            await asyncio.gather(*(client(http) for _ in range(clients)))
+
+    with httpx.Client(verify=c.tls, headers=c.headers, timeout=120) as http:
+        http.get(f"{c.base}?{API}").raise_for_status()  # connected before the clock starts
         started = time.monotonic()
-        await asyncio.gather(*(client(http) for _ in range(clients)))
-        answered = time.monotonic() - started
-        # Done when every job is in Slurm, not when the API answered.
-        wanted = {f"bai:{uid}" for uid in uids}
-        while True:
-            out = subprocess.run(
-                ["squeue", "-h", "-t", "all", "-o", "%k"],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-            if wanted <= set(out.split()):
-                total = time.monotonic() - started
-                print(
-                    f"  ({clients} client(s): all {n} answered after {answered:.2f} s, "
-                    f"all in Slurm after {total:.2f} s)"
-                )
-                return total
-            await asyncio.sleep(0.05)
+        if clients == 1:
+            for i in range(n):
+                record(http.put(f"{url}-{i}?{API}", json=body))
+        else:
+            asyncio.run(concurrently())
+    answered = time.monotonic() - started
+    # Done when every job is in Slurm, not when the API answered.
+    wanted = {f"bai:{uid}" for uid in uids}
+    while True:
+        out = subprocess.run(
+            ["squeue", "-h", "-t", "all", "-o", "%k"], capture_output=True, text=True, check=True
+        ).stdout
+        if wanted <= set(out.split()):
+            total = time.monotonic() - started
+            print(
+                f"  ({clients} client(s): all {n} answered after {answered:.2f} s, "
+                f"all in Slurm after {total:.2f} s)"
+            )
+            return total
+        time.sleep(0.05)
 
 
 def remembered_jobs() -> int:
@@ -164,9 +172,7 @@ def main() -> None:
             c.http.put(f"{c.base}/experiments/bench?{API}").raise_for_status()
 
             def api(clients: int, tag: str) -> float:
-                return asyncio.run(
-                    api_jobs(c.base, c.headers, c.tls, c.cluster_id, n, clients, tag)
-                )
+                return api_jobs(c, n, clients, tag)
 
             # Slurm slows down as it remembers more jobs (MinJobAge): the rows take turns, and
             # each one reports its median over the rounds.

@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from adapter.store import Job, Operation, Store
+from adapter.store import Operation, Store
+from tests.unit.jobs.factories import stored_job
 
 
 def op(n: int, kind: str, target: str, status: str = "InProgress") -> Operation:
@@ -49,26 +50,7 @@ def test_operations_in_progress_by_target_and_kind(tmp_path: Path) -> None:
 
 def test_set_slurm_id_writes_only_the_id_and_reports_a_terminate(tmp_path: Path) -> None:
     store = Store(tmp_path / "bai.db")
-    t0 = datetime(2026, 1, 1, tzinfo=UTC)
-    job = Job(
-        uid="u1",
-        sub="s",
-        rg="rg",
-        ws="ws",
-        exp="exp",
-        name="job1",
-        cluster_uid="c",
-        owner="alice",
-        properties={},
-        secrets={},
-        script="#!/bin/bash\n",
-        info={},
-        created=t0,
-        provisioning_state="succeeded",
-        provisioning_changed=t0,
-        execution_state="queued",
-        execution_changed=t0,
-    )
+    job = stored_job("u1")
     store.put_job(job)
 
     assert store.set_slurm_id("u1", 41) is False

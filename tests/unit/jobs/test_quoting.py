@@ -7,7 +7,6 @@ import os
 import subprocess
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -23,10 +22,9 @@ from adapter.jobs.service import JobService
 from adapter.metrics.events import MetricEvents
 from adapter.scripts.shell import directive, expand_path, export, quote
 from adapter.settings import Settings
-from adapter.store import Job, Store
+from adapter.store import Store
+from tests.unit.jobs.factories import stored_job
 from tests.unit.jobs.test_golden import UID, custom, layout
-
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def corpus(marker_dir: Path) -> list[str]:
@@ -133,25 +131,7 @@ def secrets_text(secrets: dict[str, str]) -> str:
     )
     lay = layout()
     info: dict[str, Any] = {"layout": lay.__dict__, "volumes": []}
-    job = Job(
-        uid=UID,
-        sub="s",
-        rg="rg",
-        ws="ws",
-        exp="exp",
-        name="job1",
-        cluster_uid="c",
-        owner="alice",
-        properties={},
-        secrets=secrets,
-        script="",
-        info=info,
-        created=T0,
-        provisioning_state="succeeded",
-        provisioning_changed=T0,
-        execution_state="queued",
-        execution_changed=T0,
-    )
+    job = stored_job(UID, secrets=secrets, script="", info=info)
     asyncio.run(service._write_spool(job))
     text, mode, owner = runner.files[f"{lay.spool}/secrets.env"]
     assert (mode, owner) == (0o600, "alice")
