@@ -25,7 +25,6 @@ import contextlib
 import ctypes
 import hashlib
 import importlib.util
-import os
 import pwd
 import re
 import shutil
@@ -40,7 +39,7 @@ from typing import Any
 
 from adapter.backends.base import SlurmJob
 from adapter.backends.cli import DEFAULT_INCLUDE, CliBackend
-from adapter.backends.runner import Runner
+from adapter.backends.runner import Runner, user_session
 from adapter.backends.slurm_output import is_unavailable, job_from_fields
 from adapter.errors import BackendError, BackendUnavailable
 
@@ -405,21 +404,20 @@ class Libslurm:
                 cls._instance = cls(module, env)
             return cls._instance
 
-    def environment(self, user: pwd.struct_passwd, job_name: str | None) -> dict[str, str]:
-        """What sbatch run as `user` from its home by bai's runner would send."""
-        home = user.pw_dir if os.path.isdir(user.pw_dir) else "/"
+    def environment(
+        self, user: pwd.struct_passwd, job_name: str | None
+    ) -> tuple[dict[str, str], str]:
+        """What sbatch run as `user` by bai's runner would send, and the directory it runs in."""
+        session, home = user_session(self._env, user)
         named = {"SLURM_JOB_NAME": job_name} if job_name is not None else {}
         return {
-            **self._env,
-            "HOME": user.pw_dir,
-            "USER": user.pw_name,
-            "LOGNAME": user.pw_name,
+            **session,
             "SLURM_PRIO_PROCESS": "0",
             "SLURM_SUBMIT_DIR": home,
             "SLURM_SUBMIT_HOST": self._host,
             "SLURM_UMASK": "0022",
             **named,
-        }
+        }, home
 
     def submit(self, sub: Submission, user: str) -> int:
         """Submit as `user`; blocks until slurmctld answers (run it in a thread)."""
@@ -435,14 +433,15 @@ class Libslurm:
             keep.append(buf)
             return buf
 
-        env = [text(f"{k}={v}") for k, v in self.environment(entry, sub.name).items()]
+        variables, home = self.environment(entry, sub.name)
+        env = [text(f"{k}={v}") for k, v in variables.items()]
         env_array = ffi.new("char *[]", env)
         desc = ffi.new("job_desc_msg_t *")
         lib.slurm_init_job_desc_msg(desc)
         desc.script = text(sub.script)
         desc.environment, desc.env_size = env_array, len(env)
         desc.user_id, desc.group_id = entry.pw_uid, entry.pw_gid
-        desc.work_dir = text(sub.work_dir or (entry.pw_dir if os.path.isdir(entry.pw_dir) else "/"))
+        desc.work_dir = text(sub.work_dir or home)
         for attr, value in (
             ("name", sub.name),
             ("partition", sub.partition),

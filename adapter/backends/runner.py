@@ -94,6 +94,13 @@ class Runner(Protocol):
         ...
 
 
+def user_session(base: Mapping[str, str], entry: pwd.struct_passwd) -> tuple[dict[str, str], str]:
+    """The environment and working directory of a command run for a user: `base` plus who they
+    are, from their home (or `/` if it is missing). sbatch passes both on to the job."""
+    env = {**base, "HOME": entry.pw_dir, "USER": entry.pw_name, "LOGNAME": entry.pw_name}
+    return env, entry.pw_dir if os.path.isdir(entry.pw_dir) else "/"
+
+
 class LocalRunner:
     """Runs commands on this host."""
 
@@ -108,8 +115,7 @@ class LocalRunner:
         if user is None or user == pwd.getpwuid(os.geteuid()).pw_name:
             return list(argv), {**self.env, "HOME": os.path.expanduser("~")}, "/", {}
         entry = pwd.getpwnam(user)
-        env = {**self.env, "HOME": entry.pw_dir, "USER": user, "LOGNAME": user}
-        home = entry.pw_dir if os.path.isdir(entry.pw_dir) else "/"
+        env, home = user_session(self.env, entry)
         if os.geteuid() == 0:
             # setpriv (util-linux) switches uid, gid and groups without a PAM session (runuser
             # opens one per command), and lets Python spawn with vfork: measured 1.7x faster
