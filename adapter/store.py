@@ -10,6 +10,7 @@ import json
 import os
 import sqlite3
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -558,6 +559,16 @@ class Store:
         if kind is not None:
             sql, args = sql + " AND kind = ?", [*args, kind]
         return [_operation(row) for row in self._all(sql + " ORDER BY created", *args)]
+
+    def begin_operation(self, kind: str, target: str) -> tuple[Operation, bool]:
+        """The operation of this kind in progress on `target`, or a new one; True if new."""
+        existing = self.operations_in_progress(target=target, kind=kind)
+        if existing:
+            return existing[0], False
+        t = now()
+        op = Operation(str(uuid.uuid4()), kind, target, "InProgress", None, t, t)
+        self.put_operation(op)
+        return op, True
 
     def succeed_operations(self, target: str) -> None:
         """Every operation in progress on `target` has succeeded."""

@@ -3,8 +3,6 @@ and experiments; the deletion completes once the last cluster is gone."""
 
 from __future__ import annotations
 
-import uuid
-
 import structlog
 
 from adapter.clusters.service import ClusterKey, ClusterService
@@ -53,12 +51,7 @@ class WorkspaceService:
 
     async def delete(self, sub: str, rg: str, name: str) -> Operation:
         ws = self.get(sub, rg, name)
-        target = f"workspace:{sub}/{rg}/{name}"
-        op = next(iter(self.store.operations_in_progress(target=target)), None)
-        if op is None:
-            t = now()
-            op = Operation(str(uuid.uuid4()), "delete-workspace", target, "InProgress", None, t, t)
-            self.store.put_operation(op)
+        op, _ = self.store.begin_operation("delete-workspace", f"workspace:{sub}/{rg}/{name}")
         if ws.state != "deleting":
             ws.state, ws.state_changed = "deleting", now()
             self.store.put_workspace(ws)
@@ -113,11 +106,7 @@ class WorkspaceService:
         """Deleting an experiment deletes its jobs (terminating running ones) first."""
         ex = self.experiment(sub, rg, ws, name)
         target = f"experiment:{sub}/{rg}/{ws}/{name}"
-        op = next(iter(self.store.operations_in_progress(target=target)), None)
-        if op is None:
-            t = now()
-            op = Operation(str(uuid.uuid4()), "delete-experiment", target, "InProgress", None, t, t)
-            self.store.put_operation(op)
+        op, _ = self.store.begin_operation("delete-experiment", target)
         if ex.state != "deleting":
             ex.state, ex.state_changed = "deleting", now()
             self.store.put_experiment(ex)

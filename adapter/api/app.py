@@ -70,7 +70,8 @@ def build_services(settings: Settings, backend: SlurmBackend | None = None) -> S
 
 
 def slurm_backend(settings: Settings, runner: LocalRunner) -> SlurmBackend:
-    """The CLI backend, submitting through libslurm when settings allow and it can be built."""
+    """The CLI backend, submitting and reading jobs through libslurm when settings allow and it
+    can be built."""
     include = settings.slurm.partitions_include
     if settings.slurm.client != "commands":
         try:

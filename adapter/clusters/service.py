@@ -223,13 +223,7 @@ class ClusterService:
             return op
 
     def _operation(self, kind: str, target: str) -> Operation:
-        existing = self.store.operations_in_progress(target=target, kind=kind)
-        if existing:
-            return existing[0]
-        t = now()
-        op = Operation(str(uuid.uuid4()), kind, target, "InProgress", None, t, t)
-        self.store.put_operation(op)
-        return op
+        return self.store.begin_operation(kind, target)[0]
 
     # -- validation ----------------------------------------------------------------------------
 

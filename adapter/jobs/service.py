@@ -465,13 +465,8 @@ class JobService:
         log.info("job deleted", job=job.name, uid=job.uid)
 
     def _operation(self, kind: str, target: str) -> Operation:
-        existing = self.store.operations_in_progress(target=target, kind=kind)
-        if existing:
-            return existing[0]
-        t = now()
-        op = Operation(str(uuid.uuid4()), kind, target, "InProgress", None, t, t)
-        self.store.put_operation(op)
-        if kind == "terminate-job":
+        op, new = self.store.begin_operation(kind, target)
+        if new and kind == "terminate-job":
             job = self.store.job_by_uid(target)
             if job is None or (job.final and job.provisioning_state != "deleting"):
                 self._complete_operations(target)

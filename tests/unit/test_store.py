@@ -48,6 +48,21 @@ def test_operations_in_progress_by_target_and_kind(tmp_path: Path) -> None:
     assert "operations_in_progress" in plan  # the partial index, not a scan of every operation
 
 
+def test_begin_operation_returns_the_one_in_progress_or_a_new_one(tmp_path: Path) -> None:
+    store = Store(tmp_path / "bai.db")
+
+    first, new = store.begin_operation("delete-job", "a")
+    again, again_new = store.begin_operation("delete-job", "a")
+    other, other_new = store.begin_operation("terminate-job", "a")
+
+    assert (new, again_new, other_new) == (True, False, True)
+    assert again == first and other.id != first.id
+    assert store.operation(first.id) == first and first.status == "InProgress"
+    store.succeed_operations("a")
+    after, after_new = store.begin_operation("delete-job", "a")
+    assert after_new and after.id != first.id
+
+
 def test_set_slurm_id_writes_only_the_id_and_reports_a_terminate(tmp_path: Path) -> None:
     store = Store(tmp_path / "bai.db")
     job = stored_job("u1")
