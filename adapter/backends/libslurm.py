@@ -216,7 +216,15 @@ class Submission:
             if stripped and not stripped.startswith("#"):
                 break  # sbatch stops reading directives at the first command
             if stripped.startswith("#SBATCH"):
-                words += stripped[len("#SBATCH") :].split("#", 1)[0].split()
+                for word in stripped[len("#SBATCH") :].split():
+                    if word.startswith("#"):
+                        break  # a comment after the options
+                    if any(c in word for c in "#'\""):
+                        raise BackendError(
+                            f"in-process submission does not read quoted values or '#' inside "
+                            f"them ({word!r}); set slurm.client = 'commands' to use sbatch"
+                        )
+                    words.append(word)
         sub._apply([*words, *args])
         return sub
 
