@@ -81,10 +81,6 @@ class Runner(Protocol):
         `durable` also waits for the disk (the partition file; not per-job spool files)."""
         ...
 
-    async def make_dir(self, path: str, mode: int = 0o755, owner: str | None = None) -> None:
-        """Create a directory (and its parents) with this mode and owner, if it is missing."""
-        ...
-
     async def remove(self, path: str) -> None:
         """Remove a file or a directory tree; a missing one is not an error."""
         ...
@@ -191,9 +187,6 @@ class LocalRunner:
         durable: bool = True,
     ) -> None:
         await self.lay_out([File(path, text, mode, owner, durable)])
-
-    async def make_dir(self, path: str, mode: int = 0o755, owner: str | None = None) -> None:
-        await self.lay_out([Dir(path, mode, owner)])
 
     async def lay_out(self, entries: Sequence[Dir | File]) -> None:
         # One thread hop for all of them: a job's spool is a few small files.
