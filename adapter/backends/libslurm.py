@@ -35,7 +35,7 @@ import threading
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from adapter.backends.base import SlurmJob
 from adapter.backends.cli import DEFAULT_INCLUDE, CliBackend
@@ -266,7 +266,9 @@ class Submission:
             case "--time":
                 self.time_minutes = parse_time(text)
             case "--nice":
-                self.nice = int(text) if re.fullmatch(r"-?\d+", text) else _bad(option, text)
+                if not re.fullmatch(r"-?\d+", text):
+                    _bad(option, text)
+                self.nice = int(text)
             case "--comment":
                 self.comment = text
             case "--chdir":
@@ -281,7 +283,6 @@ class Submission:
                 m = _SIGNAL.match(text)
                 if not m or not hasattr(signal, f"SIG{m['sig']}"):
                     _bad(option, text)
-                    return
                 self.warn_signal = int(getattr(signal, f"SIG{m['sig']}"))
                 self.warn_seconds = int(m["time"] or 60)
             case "--nodelist":
@@ -290,19 +291,21 @@ class Submission:
                 self.reservation = text
 
 
-def _bad(option: str, value: str) -> Any:
+def _bad(option: str, value: str) -> NoReturn:
     raise BackendError(f"sbatch option {option} has a value Slurm would not take: {value!r}")
 
 
 def _int(option: str, value: str) -> int:
-    return int(value) if value.isdigit() else _bad(option, value)
+    if not value.isdigit():
+        _bad(option, value)
+    return int(value)
 
 
 def parse_time(text: str) -> int:
     """Minutes from sbatch's time formats: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S (seconds round up)."""
     m = _TIME.match(text)
     if not m:
-        return _bad("--time", text)  # type: ignore[no-any-return]
+        _bad("--time", text)
     if m["days"] is not None:
         days, hours = int(m["days"]), int(m["dh"])
         minutes, seconds = int(m["dm"] or 0), int(m["ds"] or 0)
