@@ -33,7 +33,8 @@ def loader(result: Any, calls: list[Path]) -> Any:
 
 
 def test_auto_uses_libslurm_when_it_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    loaded, calls = object.__new__(Libslurm), []
+    loaded = object.__new__(Libslurm)
+    calls: list[Path] = []
     loaded.version = "22.05.8"
     monkeypatch.setattr(Libslurm, "load", loader(loaded, calls))
 
