@@ -10,7 +10,16 @@ from typing import Any
 import pytest
 
 from adapter.backends.base import SlurmJob
-from adapter.jobs.outcome import Outcome, decide, parse_execution_log
+from adapter.jobs.outcome import (
+    EXIT_MAX,
+    EXIT_MIN,
+    MESSAGES,
+    ExecutionLogInvalid,
+    Outcome,
+    decide,
+    invalid_log_outcome,
+    parse_execution_log,
+)
 from adapter.jobs.script import _helpers
 from tests.unit.clusters.factories import job
 
@@ -341,3 +350,280 @@ def test_log_written_by_the_rendered_helpers_is_parsed() -> None:
         "VolumeMountFailed",
         "see /spool/mount-error",
     )
+
+
+# -- a hostile execution.log (the job's user can write anything there)
+
+
+def raw(*objects: object) -> str:
+    """Lines of JSON exactly as given (not necessarily objects, not necessarily valid events)."""
+    return "".join(json.dumps(o) + "\n" for o in objects)
+
+
+@dataclass(frozen=True)
+class Hostile:
+    text: str
+    events: list[dict[str, Any]] | None = None  # what it parses to; None when it is invalid
+    invalid: tuple[str, ...] = ()  # parts of the ExecutionLogInvalid message
+
+
+BIG = 1024 * 1024
+HOSTILE: dict[str, Hostile] = {
+    "empty": Hostile("", []),
+    "only newlines": Hostile("\n\n\r\n", []),
+    "exit is a string": Hostile(
+        raw(START, ev("job_prep", exit=0), end("abc")),  # type: ignore[arg-type]
+        invalid=("line 3: exit is 'abc', not an integer",),
+    ),
+    "exit is a float": Hostile(
+        raw(START, end(1.5)),  # type: ignore[arg-type]
+        invalid=("line 2: exit is 1.5, not an integer",),
+    ),
+    "exit is a bool": Hostile(
+        raw(START, end(True)), invalid=("line 2: exit is true, not an integer",)
+    ),
+    "exit is null": Hostile(
+        raw(START, end(None)),  # type: ignore[arg-type]
+        invalid=("line 2: exit is null, not an integer",),
+    ),
+    "exit is a list": Hostile(
+        raw(START, end([0])),  # type: ignore[arg-type]
+        invalid=("line 2: exit is a list, not an integer",),
+    ),
+    "exit is NaN": Hostile(
+        json.dumps(START) + '\n{"event":"end","exit":NaN,"error":""}\n',
+        invalid=("line 2: exit is nan, not an integer",),
+    ),
+    "exit is a huge integer": Hostile(
+        raw(START, end(10**30)), invalid=("line 2: exit is 10000000000", "not an integer in")
+    ),
+    "exit just out of 32 bits": Hostile(raw(START, end(2**31)), invalid=("line 2: exit is",)),
+    "exit at the 32-bit bounds": Hostile(
+        raw(end(2**31 - 1), end(-(2**31))), [end(2**31 - 1), end(-(2**31))]
+    ),
+    "exit of more digits than Python parses: the line is skipped": Hostile(
+        json.dumps(START) + '\n{"event":"end","exit":' + "9" * 5000 + "}\n", [START]
+    ),
+    "error is not a string": Hostile(
+        raw(START, ev("end", exit=1, error=7)), invalid=("line 2: error is 7, not a string",)
+    ),
+    "error is an object": Hostile(
+        raw(START, ev("end", exit=1, error={"code": "x"})),
+        invalid=("line 2: error is an object, not a string",),
+    ),
+    "error with a space and a newline": Hostile(
+        raw(START, end(1, "Job Failed\n")),
+        invalid=("line 2: error is 'Job Failed\\n', not a word",),
+    ),
+    "error with non-ASCII letters": Hostile(
+        raw(START, end(1, "JobFailéd")), invalid=("line 2: error is 'JobFailéd'",)
+    ),
+    "error of 65 letters": Hostile(
+        raw(START, end(1, "A" * 65)), invalid=("line 2: error is 'AAAA", "at most 64")
+    ),
+    "error of 64 letters is a word": Hostile(raw(end(1, "A" * 64)), [end(1, "A" * 64)]),
+    "event is not a string": Hostile(
+        raw(START, {"event": 1, "exit": 0}), invalid=("line 2: event is 1, not a string",)
+    ),
+    "event is missing": Hostile(raw({"exit": 0}), invalid=("line 1: event is missing",)),
+    "run is a string": Hostile(
+        raw(ev("start", run="0")),  # type: ignore[arg-type]
+        invalid=("line 1: run is '0', not an integer",),
+    ),
+    "nodes is a bool": Hostile(
+        raw(ev("start", nodes=False)), invalid=("line 1: nodes is false, not an integer",)
+    ),
+    "signal is a number": Hostile(
+        raw(START, ev("signal", signal=15)), invalid=("line 2: signal is 15",)
+    ),
+    "signal is long": Hostile(
+        raw(START, ev("signal", signal="T" * 100)),
+        invalid=("line 2: signal is 'TTTT", "...", "at most 16"),
+    ),
+    "detail is not a string": Hostile(
+        raw(START, end(1, "VolumeMountFailed", detail=["x"])),
+        invalid=("line 2: detail is a list, not a string",),
+    ),
+    "a wrong field in an earlier run still makes the log invalid": Hostile(
+        raw(end("x"), START, end(0)),  # type: ignore[arg-type]
+        invalid=("line 1: exit is 'x'",),
+    ),
+    "lines that are JSON but not objects are skipped": Hostile(
+        raw([], 3, "x", None, True, [START]) + lines(START, end(0)), [START, end(0)]
+    ),
+    "binary garbage": Hostile(b"\x00\xff\xfe\n\x89PNG\r\n\x1a\n".decode(errors="replace"), []),
+    "binary garbage around real events": Hostile(
+        b"\x00\xff\n".decode(errors="replace") + lines(START, end(0)) + "\x00\ufffd",
+        [START, end(0)],
+    ),
+    "a 1 MB line of garbage": Hostile("x" * BIG + "\n" + lines(START), [START]),
+    "a 1 MB line of nesting deeper than the parser goes": Hostile(
+        "[" * BIG + "\n" + "{" * (BIG // 2) + "\n" + lines(START), [START]
+    ),
+    "a 1 MB detail is cut to 500 characters": Hostile(
+        lines(START, end(1, "VolumeMountFailed", detail="d" * BIG)),
+        [START, end(1, "VolumeMountFailed", detail="d" * 500)],
+    ),
+    "a 1 MB exit string is quoted briefly": Hostile(
+        raw(START, end("7" * BIG)),  # type: ignore[arg-type]
+        invalid=("line 2: exit is '7777", "'..., not an integer"),
+    ),
+    "an error code bai does not write is kept as data": Hostile(
+        raw(START, end(0, "ExecutionLogInvalid")), [START, end(0, "ExecutionLogInvalid")]
+    ),
+    "extra fields are kept": Hostile(
+        raw(START, end(0, extra={"a": [1]})), [START, end(0, extra={"a": [1]})]
+    ),
+    "a line separator inside a string does not split the line": Hostile(
+        raw(START, end(1, "JobFailed", detail="a\u2028b\x85c")),
+        [START, end(1, "JobFailed", detail="a\u2028b\x85c")],
+    ),
+}
+
+
+def decide_all_ways(events: list[dict[str, Any]]) -> None:
+    """decide() gives an outcome for these events, whatever Slurm says and whatever the flags."""
+    slurms = [None] + [
+        slurm(state, code)
+        for state in ("COMPLETED", "FAILED", "TIMEOUT", "NODE_FAIL", "CANCELLED", "OUT_OF_MEMORY")
+        for code in (None, 0, 1)
+    ]
+    for s in slurms:
+        for terminated, cluster_gone, capped in [(False, False, False), (True, True, True)]:
+            outcome = decide(
+                s,
+                events,
+                terminated=terminated,
+                cluster_gone=cluster_gone,
+                capped=capped,
+                cap=CAP,
+                limit=LIMIT,
+                mount_error="x\n" * 3000,
+            )
+            assert outcome is not None
+            assert outcome.state in {"succeeded", "failed"}
+            assert outcome.exit_code is None or EXIT_MIN <= outcome.exit_code <= EXIT_MAX
+            for e in outcome.errors:
+                assert e["code"] in MESSAGES
+                assert "{" not in e["message"] and len(e["message"]) < 1000
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_a_hostile_execution_log_parses_or_is_invalid(name: str) -> None:
+    case = HOSTILE[name]
+    if case.events is None:
+        with pytest.raises(ExecutionLogInvalid) as raised:
+            parse_execution_log(case.text)
+        message = str(raised.value)
+        for part in case.invalid:
+            assert part in message
+        assert len(message) < 200 and message.isprintable()
+        # What the service then records for the job is a complete, bounded message.
+        outcome = invalid_log_outcome(slurm("COMPLETED", 0), message)
+        assert outcome.errors[0]["message"].count(message) == 1
+        return
+    events = parse_execution_log(case.text)
+    assert events == case.events
+    decide_all_ways(events)
+
+
+# Events parse_execution_log can return that the script would not write: decide() copes.
+ODD_EVENTS: dict[str, list[dict[str, Any]]] = {
+    "no events": [],
+    "an end without exit or error": [START, {"event": "end"}],
+    "an end whose error needs placeholders bai does not pass": [
+        START,
+        end(1, "ExecutionLogInvalid"),
+        end(1, "VolumeMountFailed"),
+    ],
+    "an end whose error is another outcome's code": [START, end(0, "ClusterDeleted")],
+    "an end whose error is an unknown word": [START, end(7, "Gibberish")],
+    "an end with exit 0 and an error": [START, end(0, "JobPreparationFailed")],
+    "the 32-bit bounds": [START, end(-(2**31), "JobFailed")],
+    "several ends": [START, end(0), end(1, "JobFailed"), end(2**31 - 1)],
+    "events without a start": [ev("notice", signal="USR1"), ev("weird", nodes=-5)],
+}
+
+
+@pytest.mark.parametrize("name", list(ODD_EVENTS))
+def test_decide_copes_with_any_parsed_log(name: str) -> None:
+    events = ODD_EVENTS[name]
+    assert parse_execution_log(lines(*events)) == events  # the parser lets them through
+    decide_all_ways(events)
+
+
+def test_only_the_scripts_own_error_codes_are_reported() -> None:
+    outcome = decide(
+        slurm("FAILED", 1),
+        [START, end(1, "ExecutionLogInvalid")],
+        terminated=False,
+        cluster_gone=False,
+        capped=False,
+        cap=CAP,
+        limit=LIMIT,
+    )
+    assert outcome is not None
+    assert [e["code"] for e in outcome.errors] == ["JobFailed"]
+
+
+def test_mount_error_is_cleaned_and_capped() -> None:
+    mount_error = "\n\t first\r\nsecond\x00\x1b[31mred\x7f\x85\u2028\u202eevil\ud800 " + "z" * 5000
+    outcome = decide(
+        slurm("FAILED", 1),
+        [START, end(1, "VolumeMountFailed")],
+        terminated=False,
+        cluster_gone=False,
+        capped=False,
+        cap=CAP,
+        limit=LIMIT,
+        mount_error=mount_error,
+    )
+    assert outcome is not None
+    message = outcome.errors[0]["message"]
+    detail = message.removeprefix("A volume could not be mounted: ")
+    assert detail.startswith("first  second  [31mred    evil  zzz")
+    assert len(detail) == 500 and detail.endswith("z")
+    assert message.isprintable()
+    message.encode()  # no lone surrogate left
+
+
+def test_a_mount_error_of_only_control_characters_falls_back() -> None:
+    outcome = decide(
+        slurm("FAILED", 1),
+        [START, end(1, "VolumeMountFailed")],
+        terminated=False,
+        cluster_gone=False,
+        capped=False,
+        cap=CAP,
+        limit=LIMIT,
+        mount_error="\n\x00\r\t\x1b",
+    )
+    assert outcome is not None
+    assert "see the job's execution.log" in outcome.errors[0]["message"]
+
+
+@pytest.mark.parametrize(
+    ("job", "exit_code"),
+    [(None, -1), (slurm("COMPLETED"), -1), (slurm("COMPLETED", 0), 0), (slurm("FAILED", 3), 3)],
+)
+def test_invalid_log_outcome(job: SlurmJob | None, exit_code: int) -> None:
+    outcome = invalid_log_outcome(job, "a symlink, not a regular file")
+    assert outcome == Outcome(
+        "failed",
+        exit_code,
+        [
+            {
+                "code": "ExecutionLogInvalid",
+                "message": "bai could not use the job's execution log (a symlink, not a regular "
+                "file); the job's own processes changed or replaced it, so its outcome is "
+                "unknown",
+                "details": None,
+            }
+        ],
+    )
+
+
+def test_invalid_log_outcome_cleans_its_detail() -> None:
+    outcome = invalid_log_outcome(None, "bad\nline\x00" + "x" * 5000)
+    message = outcome.errors[0]["message"]
+    assert "(bad line x" in message and message.isprintable() and len(message) < 700
