@@ -1,4 +1,8 @@
-"""Mount volumes resolved through the site's storage accounts (pure; DESIGN.md section 5)."""
+"""Mount volumes resolved through the site's storage accounts (pure; DESIGN.md section 5).
+
+Mount options: the operator's are the floor, nfs and cifs always get nosuid,nodev, and a request
+may add only allow-listed ones (adapter.jobs.mount_options, DESIGN.md section 8).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from adapter.errors import InvalidRequest
+from adapter.jobs.mount_options import kernel_options, rclone_options
 from adapter.settings import StorageAccount
 
 _FILE_URL = re.compile(r"^https?://(?P<account>[^./]+)\.file\.[^/]+/(?P<share>[^/?#]+)/?$")
@@ -120,10 +125,10 @@ def _storage(
     accounts: Mapping[str, StorageAccount],
     dev_root: str | None,
 ) -> Volume:
+    field = label  # e.g. properties.mountVolumes.fileServers[0]: the error target
     relative = ref["relativeMountPath"]
     mountpoint = _mountpoint(root, relative, label)
     label = f"{label} ({relative})"
-    options = ref.get("mountOptions") or ""
     acct = accounts.get(account)
     if acct is None and dev_root:
         acct = StorageAccount(kind="local", path=f"{dev_root}/{account}")
@@ -131,23 +136,25 @@ def _storage(
         raise InvalidRequest(
             f"{label}: storage account {account!r} is not configured on this site; ask the "
             f"operator to add storage_accounts.{account}",
-            target=label.split(" ")[0],
+            target=field,
         )
     if not re.fullmatch(r"[A-Za-z0-9._-]*", share):
-        raise InvalidRequest(
-            f"{label}: share {share!r} is not a plain name", target=label.split(" ")[0]
-        )
-    if acct.kind == "local":
+        raise InvalidRequest(f"{label}: share {share!r} is not a plain name", target=field)
+    if acct.kind == "local":  # a symlink: mountOptions mean nothing there and are ignored
         path = f"{acct.path}/{share}" if share else str(acct.path)
         return Volume(label, "local", path, "", mountpoint, path)
+    requested = ref.get("mountOptions") or ""
+    where = {"label": label, "target": f"{field}.mountOptions", "account": account}
+    if not isinstance(requested, str):
+        raise InvalidRequest(f"{label}: mountOptions must be a string", target=where["target"])
+    adapter = f"{acct.adapter_path}/{share}" if acct.adapter_path else None
     if acct.kind == "rclone":
         name = f"bai-{re.sub(r'[^A-Za-z0-9_-]', '_', account)}"
-        adapter = f"{acct.adapter_path}/{share}" if acct.adapter_path else None
         return Volume(
             label,
             "rclone",
             f"{name}:{share}",
-            options,
+            rclone_options(requested, **where),
             mountpoint,
             adapter,
             remote=dict(acct.remote),
@@ -155,16 +162,13 @@ def _storage(
         )
     if acct.kind == "nfs":
         export = "/".join(p for p in (acct.export.rstrip("/"), share) if p) or "/"
-        adapter = f"{acct.adapter_path}/{share}" if acct.adapter_path else None
-        return Volume(
-            label, "nfs", f"{acct.server}:{export}", options or acct.options, mountpoint, adapter
-        )
-    adapter = f"{acct.adapter_path}/{share}" if acct.adapter_path else None
+        options = kernel_options("nfs", acct.options, requested, **where)
+        return Volume(label, "nfs", f"{acct.server}:{export}", options, mountpoint, adapter)
     return Volume(
         label,
         "cifs",
         f"//{acct.server}/" + "/".join(p for p in (acct.export.strip("/"), share) if p),
-        options or acct.options,
+        kernel_options("cifs", acct.options, requested, **where),
         mountpoint,
         adapter,
     )

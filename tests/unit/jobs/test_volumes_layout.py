@@ -77,7 +77,11 @@ def test_azure_file_share_account_comes_from_the_url() -> None:
 
 def test_azure_file_share_account_name_wins_over_the_url() -> None:
     [v] = resolve(afs("https://whatever.file.core.windows.net/share1/", accountName="nfsacct"))
-    assert (v.kind, v.source, v.options) == ("nfs", "nas1:/export/data/share1", "vers=4.1")
+    assert (v.kind, v.source, v.options) == (
+        "nfs",
+        "nas1:/export/data/share1",
+        "vers=4.1,nosuid,nodev",
+    )
     assert v.adapter_path == "/a/n/share1"
 
 
@@ -157,10 +161,16 @@ def test_file_servers_nfs_and_cifs() -> None:
         f"{FIELD}.fileServers[0] (nfs)",
         "nfs",
         "fs1:/exports/projects",
-        "",
+        "nosuid,nodev",  # root mounts: always, even when the operator set no options
     )
-    assert (b.kind, b.source, b.options, b.adapter_path) == ("cifs", "//smb1/", "ro", None)
-    assert (c.source, c.mountpoint) == ("nas2:/", f"{ROOT}/deep/er")
+    # The request's options add to the operator's floor, they no longer replace it.
+    assert (b.kind, b.source, b.options, b.adapter_path) == (
+        "cifs",
+        "//smb1/",
+        "vers=3.0,nosuid,nodev,ro",
+        None,
+    )
+    assert (c.source, c.mountpoint, c.options) == ("nas2:/", f"{ROOT}/deep/er", "nosuid,nodev")
 
 
 def test_file_servers_never_fall_back_to_dev_storage() -> None:
@@ -177,6 +187,32 @@ def test_unknown_account_without_dev_root_names_the_operator_setting() -> None:
     assert error.target == f"{FIELD}.azureFileShares[0]"
     assert "storage account 'ghost' is not configured" in error.message
     assert "storage_accounts.ghost" in error.message
+
+
+def test_cluster_level_errors_name_the_cluster_field() -> None:
+    volumes = {
+        **afs("https://ghost.file.core.windows.net/s"),
+        "azureBlobFileSystems": [
+            {"accountName": "localacct", "containerName": "a b", "relativeMountPath": "b"}
+        ],
+    }
+    field = "cluster nodeSetup.mountVolumes"
+    with pytest.raises(InvalidRequest) as info:
+        resolve_volumes(
+            volumes, field=field, root=ROOT, accounts=ACCOUNTS, dev_root=None, unmanaged_allowed=()
+        )
+    assert info.value.target == f"{field}.azureFileShares[0]"
+    assert info.value.message.startswith(f"{field}.azureFileShares[0] (afs): ")
+    with pytest.raises(InvalidRequest) as info:
+        resolve_volumes(
+            {"azureBlobFileSystems": volumes["azureBlobFileSystems"]},
+            field=field,
+            root=ROOT,
+            accounts=ACCOUNTS,
+            dev_root=None,
+            unmanaged_allowed=(),
+        )
+    assert info.value.target == f"{field}.azureBlobFileSystems[0]"
 
 
 def test_unknown_account_in_dev_is_a_local_directory_under_dev_root() -> None:
@@ -197,7 +233,7 @@ def test_unknown_account_in_dev_is_a_local_directory_under_dev_root() -> None:
 
 def test_a_configured_account_wins_over_dev_root() -> None:
     [v] = resolve(afs("https://cifsacct.file.core.windows.net/s"), dev_root="/dev-storage")
-    assert (v.kind, v.source, v.options) == ("cifs", "//smb1/s", "vers=3.0")
+    assert (v.kind, v.source, v.options) == ("cifs", "//smb1/s", "vers=3.0,nosuid,nodev")
 
 
 def test_approved_unmanaged_mount() -> None:
