@@ -423,6 +423,9 @@ class Store:
     # -- jobs ----------------------------------------------------------------------------------
 
     def put_job(self, j: Job) -> None:
+        """Insert a job, or update what changes over its life. Secrets are written only when
+        the job is inserted: once cleared, a copy of the job still holding them cannot bring
+        them back."""
         self._run(
             f"INSERT INTO jobs VALUES ({', '.join('?' * 25)}) ON CONFLICT (uid) DO UPDATE SET "
             "provisioning_state = excluded.provisioning_state, "
@@ -431,8 +434,7 @@ class Store:
             "execution_changed = excluded.execution_changed, slurm_id = excluded.slurm_id, "
             "terminate = excluded.terminate, start_time = excluded.start_time, "
             "end_time = excluded.end_time, exit_code = excluded.exit_code, "
-            "errors = excluded.errors, restarts = excluded.restarts, nodes = excluded.nodes, "
-            "secrets = excluded.secrets",
+            "errors = excluded.errors, restarts = excluded.restarts, nodes = excluded.nodes",
             j.uid,
             j.sub,
             j.rg,
@@ -477,6 +479,11 @@ class Store:
             "UPDATE jobs SET slurm_id = ? WHERE uid = ? RETURNING terminate", slurm_id, uid
         )
         return bool(rows and rows[0]["terminate"])
+
+    def clear_job_secrets(self, uid: str) -> None:
+        """Drop a job's secret values, once its 0600 secrets file holds them: from then on the
+        file is what the job reads, on every run, and the store keeps no clear copy."""
+        self._run("UPDATE jobs SET secrets = '{}' WHERE uid = ?", uid)
 
     def job_by_uid(self, uid: str) -> Job | None:
         row = self._one("SELECT * FROM jobs WHERE uid = ?", uid)

@@ -21,8 +21,8 @@ from adapter.backends.libslurm import Libslurm, LibslurmBackend
 from adapter.backends.runner import LocalRunner
 from adapter.clusters.service import ClusterService
 from adapter.errors import BackendError
-from adapter.jobs.files import UrlSigner
 from adapter.jobs.service import JobService
+from adapter.jobs.signing import UrlSigner
 from adapter.metrics.collector import BaiCollector
 from adapter.metrics.events import MetricEvents
 from adapter.metrics.exposition import Exposition

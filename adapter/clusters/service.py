@@ -101,6 +101,8 @@ class ClusterService:
         self.lock = asyncio.Lock()
         # Partition specs applied by this process; a spec is re-applied when it differs.
         self._applied: dict[str, PartitionSpec] = {}
+        # Clusters whose setup-secrets.env this process has removed since it last wrote one.
+        self._secrets_removed: set[str] = set()
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -368,6 +370,9 @@ class ClusterService:
             await b.remove_partition(cluster.partition)
             self._applied.pop(cluster.partition, None)
             await self._undo_nodes(cluster, plan)
+            # Removed before the row goes: a crash in between removes it again next pass.
+            await self._remove_spool_path(self._cluster_spool(cluster))
+            self._secrets_removed.discard(cluster.uid)
             self.store.delete_cluster(cluster.uid)
             self.store.succeed_operations(cluster.uid)
             log.info("cluster deleted", cluster=cluster.name, partition=cluster.partition)
@@ -388,6 +393,7 @@ class ClusterService:
         for node, reason in plan.drain:
             await b.drain_node(node, reason)
         await self._start_setups(cluster)
+        await self._drop_setup_secrets(cluster, snap)
         self._record_state(cluster, plan)
         self.store.put_cluster(cluster)
 
@@ -438,17 +444,57 @@ class ClusterService:
             ssh_public_key=props["userAccountSettings"].get("adminUserSshPublicKey"),
         )
 
+    def _cluster_spool(self, cluster: Cluster) -> str:
+        return f"{self.settings.clusters.spool_dir}/clusters/{cluster.uid}"
+
+    def _setup_secrets_path(self, cluster: Cluster) -> str:
+        return f"{self._cluster_spool(cluster)}/setup-secrets.env"
+
     async def _write_setup_secrets(self, cluster: Cluster, admin: str) -> str | None:
         values: dict[str, str] = cluster.secrets.get("setupTask") or {}
         if not values:
             return None
-        path = f"{self.settings.clusters.spool_dir}/clusters/{cluster.uid}/setup-secrets.env"
+        path = self._setup_secrets_path(cluster)
         text = "".join(f"{export(name, value)}\n" for name, value in values.items())
         runner = getattr(self.backend, "runner", None)
         if runner is None:
             raise BackendError("this backend cannot place secrets files for setup tasks")
+        self._secrets_removed.discard(cluster.uid)
         await runner.write_text(path, text, mode=0o600, owner=admin)
         return path
+
+    async def _drop_setup_secrets(self, cluster: Cluster, snap: Snapshot) -> None:
+        """Remove setup-secrets.env once no setup job of the cluster can still read it.
+
+        A setup job sources the file when it starts (again, if Slurm requeues it). So it is
+        needed while a node is `preparing`: its job is not submitted yet, or not seen finished
+        (`_follow_setup` moves a node on only then). And while Slurm still shows an unfinished
+        setup job of the cluster: one cancelled this pass, or on a node that has left. Checked
+        on the plan just carried out, before it is stored, so a crash in between removes it
+        again; then once per process until the next write (a node joining writes it anew).
+        """
+        if not cluster.secrets.get("setupTask") or cluster.uid in self._secrets_removed:
+            return
+        if any(row.state == "preparing" for row in cluster.nodes.values()):
+            return
+        mine = f"{SETUP_COMMENT}:{cluster.uid}:"
+        if any(j.comment.startswith(mine) and not j.finished for j in snap.jobs):
+            return
+        if await self._remove_spool_path(self._setup_secrets_path(cluster)):
+            self._secrets_removed.add(cluster.uid)
+            log.info("setup secrets removed", cluster=cluster.name)
+
+    async def _remove_spool_path(self, path: str) -> bool:
+        """Remove a file or directory of the cluster's spool; False if it could not be."""
+        runner = getattr(self.backend, "runner", None)
+        if runner is None:
+            return False
+        try:
+            await runner.remove(path)
+        except OSError as exc:  # left for the next pass; the cluster's converging goes on
+            log.warning("cannot remove from the spool", path=path, error=str(exc))
+            return False
+        return True
 
     @staticmethod
     def _record_state(cluster: Cluster, plan: ClusterPlan) -> None:

@@ -1,5 +1,6 @@
 """The store's narrow reads and writes: operations in progress found by target and kind
-without reading them all, and a submitted job's Slurm id written without the rest of the job."""
+without reading them all, a submitted job's Slurm id written without the rest of the job, and
+a job's secrets cleared for good."""
 
 from __future__ import annotations
 
@@ -80,3 +81,25 @@ def test_set_slurm_id_writes_only_the_id_and_reports_a_terminate(tmp_path: Path)
     assert final is not None
     assert (final.slurm_id, final.terminate, final.execution_state) == (42, True, "failed")
     assert store.set_slurm_id("gone", 43) is False
+
+
+def test_clear_job_secrets_drops_them_for_good(tmp_path: Path) -> None:
+    store = Store(tmp_path / "bai.db")
+    job = stored_job("u1", secrets={"TOKEN": "s3cret"})
+    store.put_job(job)
+    store.put_job(stored_job("u2", name="job2", secrets={"OTHER": "kept"}))
+
+    store.clear_job_secrets("u1")
+
+    cleared = store.job_by_uid("u1")
+    assert cleared is not None and cleared.secrets == {}
+    # A copy read before the clear, written back with a new state, does not bring them back.
+    job.execution_state = "running"
+    store.put_job(job)
+    again = store.job_by_uid("u1")
+    assert again is not None and again.secrets == {} and again.execution_state == "running"
+    raw = store._db.execute("SELECT secrets FROM jobs WHERE uid = 'u1'").fetchone()[0]
+    assert raw == "{}"
+    other = store.job_by_uid("u2")
+    assert other is not None and other.secrets == {"OTHER": "kept"}
+    store.clear_job_secrets("gone")  # no such job: nothing happens
