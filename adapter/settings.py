@@ -98,7 +98,7 @@ class ContainerSettings(BaseModel):
 class JobSettings(BaseModel):
     """Where jobs live on the nodes, and how they are launched."""
 
-    # Node-local parent of every job's temp directory (mode 1777 on the nodes).
+    # Node-local parent of every job's temp directory: root's, 0755; the Prolog makes each one.
     job_root: str = "/mnt/batch/tasks/shared/LS_root/jobs"
     # `srun --mpi=` for MPI toolkits (horovod, customMpi, cntk, chainer, caffe).
     srun_mpi: str = "none"
@@ -106,8 +106,9 @@ class JobSettings(BaseModel):
     submitters: Annotated[int, Field(ge=1, le=32)] = 4
     # Operator-approved mount commands for unmanagedFileSystems (exact match).
     unmanaged_mounts: list[str] = Field(default_factory=list)
-    # Test-only fault injection: exit right after recording a job, or right after sbatch.
-    crash_point: Literal["", "after_record", "after_submit"] = ""
+    # Test-only fault injection: exit right after recording a job, right after sbatch, or
+    # halfway through writing a job's spool files.
+    crash_point: Literal["", "after_record", "after_submit", "mid_spool_write"] = ""
 
 
 class MetricsSettings(BaseModel):

@@ -10,8 +10,8 @@ from fastapi import Depends, Request
 from adapter.auth import Principal, authenticate
 from adapter.clusters.service import ClusterService
 from adapter.errors import InvalidRequest, Unauthorized
-from adapter.jobs.files import UrlSigner
 from adapter.jobs.service import JobService
+from adapter.jobs.signing import UrlSigner
 from adapter.metrics.exposition import Exposition
 from adapter.reconciler import Reconciler
 from adapter.settings import Settings

@@ -1,27 +1,28 @@
 """A job's output files: listing, and signed expiring download URLs (Batch AI's SAS links).
 
-Paths are confined: a listing or a download resolves symlinks and must stay inside the job's
-own directory (its stdouterr directory or one of its output directories).
+Every access goes through `adapter.boundary`: the job's own directory (the one named by its
+uuid) and everything below it must belong to the job's user, links are never followed, and only
+regular files are listed or served.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import os
-import secrets
+import pwd
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import quote as urlquote
 
+from adapter import boundary
 from adapter.errors import InvalidRequest, NotFound
+from adapter.jobs.signing import UrlSigner
 from adapter.jobs.volumes import Volume, adapter_view
 from adapter.store import Job
 
 STDOUTERR = "stdouterr"
+MAX_ENTRIES = 100_000  # one listing; deeper trees are listed directory by directory
 
 
 @dataclass(frozen=True)
@@ -30,25 +31,6 @@ class FileEntry:
     is_dir: bool
     size: int
     modified: datetime
-
-
-class UrlSigner:
-    """HMAC-signed, expiring URLs; the key lives in the state directory (0600)."""
-
-    def __init__(self, key_file: Path) -> None:
-        if not key_file.exists():
-            key_file.parent.mkdir(parents=True, exist_ok=True)
-            key_file.touch(mode=0o600)
-            key_file.write_bytes(secrets.token_bytes(32))
-        self._key = key_file.read_bytes()
-
-    def sign(self, path: str, expires: int) -> str:
-        return hmac.new(self._key, f"{path}\n{expires}".encode(), hashlib.sha256).hexdigest()
-
-    def verify(self, path: str, expires: int, signature: str, now: float | None = None) -> bool:
-        if expires < (now if now is not None else time.time()):
-            return False
-        return hmac.compare_digest(self.sign(path, expires), signature)
 
 
 def directory_of(job: Job, directory_id: str) -> str:
@@ -67,8 +49,9 @@ def directory_of(job: Job, directory_id: str) -> str:
     return found
 
 
-def local_root(job: Job, directory_id: str) -> Path:
-    """Where the bai host reads that directory."""
+def job_directory(job: Job, directory_id: str) -> tuple[str, str]:
+    """Where the bai host reads that directory: the job's own directory (…/<segment>, the
+    boundary's zone) and the path below it."""
     volumes = [Volume(**{**v, "remote": None}) for v in job.info["volumes"]]
     node_path = directory_of(job, directory_id)
     seen = adapter_view(node_path, volumes)
@@ -78,39 +61,65 @@ def local_root(job: Job, directory_id: str) -> Path:
             "operator can set adapter_path on its storage account",
             target="outputdirectoryid",
         )
-    return Path(seen)
+    segment = "/" + job.info["segment"]
+    at = seen.find(segment + "/")
+    if at < 0:  # every job directory is laid out below <prefix>/<segment>
+        raise InvalidRequest(f"{node_path} is not below the job's directory", target="directory")
+    top = seen[: at + len(segment)]
+    return top, seen[len(top) + 1 :]
 
 
-def confined(root: Path, relative: str) -> Path:
-    """`root/relative`, refusing anything that leaves `root` (.., absolute, symlinks out)."""
-    rel = PurePosixPath(relative or ".")
-    if rel.is_absolute() or ".." in rel.parts:
+def owner_uid(job: Job) -> int:
+    try:
+        return pwd.getpwnam(job.owner).pw_uid
+    except KeyError:
+        raise NotFound(f"the job's user {job.owner!r} no longer exists on this host") from None
+
+
+def _below(base: str, relative: str, field: str) -> str:
+    try:
+        parts = boundary.relative_parts(relative or ".")
+    except boundary.UnsafePath as exc:
         raise InvalidRequest(
-            f"directory {relative!r} must be a path inside the job's directory", target="directory"
-        )
-    base = root.resolve()
-    target = (root / rel).resolve()
-    if target != base and base not in target.parents:
-        raise InvalidRequest(f"{relative!r} leads outside the job's directory", target="directory")
-    return target
+            f"{field} {relative!r} {exc.reason}; give a path inside the job's directory",
+            target=field,
+        ) from None
+    return "/".join([base, *parts]).strip("/")
 
 
-def list_dir(root: Path, relative: str) -> list[FileEntry]:
-    target = confined(root, relative)
-    if not target.is_dir():
-        if not root.exists():
-            return []  # the job has not written anything there yet
-        raise NotFound(f"directory {relative!r} does not exist", target="directory")
-    entries = []
-    with os.scandir(target) as it:
-        for entry in it:
-            st = entry.stat()
-            entries.append(
-                FileEntry(
-                    entry.name, entry.is_dir(), st.st_size, datetime.fromtimestamp(st.st_mtime, UTC)
-                )
-            )
+def list_dir(job: Job, directory_id: str, relative: str) -> list[FileEntry]:
+    top, base = job_directory(job, directory_id)
+    uid = owner_uid(job)
+    try:
+        with boundary.zone(top, uid, _below(base, relative, "directory")) as fd:
+            found = boundary.list_entries(fd, uid, MAX_ENTRIES)
+    except FileNotFoundError:
+        if relative.strip("./"):
+            raise NotFound(f"directory {relative!r} does not exist", target="directory") from None
+        return []  # the job has not written anything there yet
+    except boundary.UnsafePath as exc:
+        raise InvalidRequest(
+            f"{directory_id}/{relative}: {exc.reason}", target="directory"
+        ) from None
+    entries = [
+        FileEntry(e.name, e.is_dir, e.size, datetime.fromtimestamp(e.mtime, UTC)) for e in found
+    ]
     return sorted(entries, key=lambda e: (not e.is_dir, e.name))
+
+
+def open_download(job: Job, directory_id: str, relative: str) -> tuple[int, int]:
+    """An open descriptor of one of the job's files and its size (the caller closes it)."""
+    top, base = job_directory(job, directory_id)
+    uid = owner_uid(job)
+    *dirs, name = _below(base, relative, "path").split("/")
+    try:
+        with boundary.zone(top, uid, "/".join(dirs)) as dir_fd:
+            fd, st = boundary.open_file(dir_fd, name, relative, uid)
+    except FileNotFoundError:
+        raise NotFound(f"{relative} does not exist") from None
+    except boundary.UnsafePath as exc:
+        raise NotFound(f"{relative} is not one of the job's files: {exc.reason}") from None
+    return fd, st.st_size
 
 
 def file_items(

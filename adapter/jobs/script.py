@@ -38,7 +38,7 @@ class JobScript:
     layout: JobLayout
     environment: Sequence[tuple[str, str]]  # user environmentVariables, in order
     secrets_file: str | None
-    plan_file: str | None  # the node helper's mount plan, when there are volumes
+    plan_file: str  # the node helper's plan (<spool>/plan.json): job temp, mount roots, volumes
     node_addresses: Mapping[str, str]
     launch: Launch
     job_preparation: str | None
@@ -61,7 +61,7 @@ def render_job_script(job: JobScript) -> str:
         f"BAI_EXEC_LOG={quote(lay.execution_log)}",
         f"BAI_STDOUTERR={quote(lay.stdouterr)}",
         f"BAI_SPOOL={quote(lay.spool)}",
-        f"BAI_PLAN={quote(job.plan_file or '')}",
+        f"BAI_PLAN={quote(job.plan_file)}",
         f"BAI_TIME_LIMIT={job.time_limit_minutes * 60}",
         f"BAI_CAPPED={int(job.capped)}",
         f"BAI_GPUS={job.gpus_per_node}",
@@ -170,10 +170,8 @@ def _helpers() -> list[str]:
         "  fi",
         "}",
         "bai_teardown() {",
-        '  if [ -n "$BAI_PLAN" ]; then',
-        '    srun --overlap --ntasks-per-node=1 --nodes="$SLURM_JOB_NUM_NODES" \\',
-        f'      --output=/dev/null {HELPER} teardown "$BAI_PLAN" >/dev/null 2>&1',
-        "  fi",
+        '  srun --overlap --ntasks-per-node=1 --nodes="$SLURM_JOB_NUM_NODES" \\',
+        f'    --output=/dev/null {HELPER} teardown "$BAI_PLAN" >/dev/null 2>&1',
         "}",
         'trap \'bai_log notice "\\"signal\\":\\"USR1\\""\' USR1',
         "trap bai_on_term TERM",
@@ -185,22 +183,22 @@ def _helpers() -> list[str]:
 
 
 def _prepare_nodes(job: JobScript) -> list[str]:
-    lines = ["", "# -- every node: job temp, mount roots, volumes"]
-    if job.plan_file:
-        lines += [
-            'if ! srun --overlap --ntasks-per-node=1 --nodes="$SLURM_JOB_NUM_NODES" \\',
-            f'    --output="$BAI_SPOOL/prepare-%n.out" {HELPER} prepare "$BAI_PLAN"; then',
-            '  bai_end 1 VolumeMountFailed "\\"detail\\":\\"see $BAI_SPOOL/mount-error\\""',
-            "  exit 1",
-            "fi",
-        ]
-    else:
-        lines += [
-            'srun --overlap --ntasks-per-node=1 --nodes="$SLURM_JOB_NUM_NODES" \\',
-            '  --output=/dev/null mkdir -p -m 700 "$AZ_BATCHAI_JOB_TEMP" \\',
-            '  "$AZ_BATCHAI_JOB_MOUNT_ROOT"',
-        ]
-    return lines
+    # The root Prolog made the job temp and the mount roots; `prepare` checks they are the
+    # Prolog's (exit 3 if not) and mounts the user-level volumes (exit 1, with mount-error).
+    return [
+        "",
+        "# -- every node: job temp, mount roots, volumes",
+        'srun --overlap --ntasks-per-node=1 --nodes="$SLURM_JOB_NUM_NODES" \\',
+        f'  --output="$BAI_SPOOL/prepare-%n.out" {HELPER} prepare "$BAI_PLAN"',
+        "rc=$?",
+        "if [ $rc -eq 3 ]; then",
+        '  bai_end 1 NodePreparationFailed "\\"detail\\":\\"see $BAI_SPOOL/mount-error\\""',
+        "  exit 1",
+        "elif [ $rc -ne 0 ]; then",
+        '  bai_end 1 VolumeMountFailed "\\"detail\\":\\"see $BAI_SPOOL/mount-error\\""',
+        "  exit 1",
+        "fi",
+    ]
 
 
 def _directories(job: JobScript) -> list[str]:

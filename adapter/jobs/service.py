@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import functools
-import json
 import math
 import os
 import re
@@ -17,15 +16,24 @@ from typing import Any
 
 import structlog
 
+from adapter import boundary
 from adapter.auth import Principal
 from adapter.backends.base import SlurmBackend, SlurmJob
-from adapter.backends.runner import Dir, File, Runner
+from adapter.backends.runner import Runner
 from adapter.clusters.service import ClusterKey, ClusterService
 from adapter.errors import BackendError, Conflict, InvalidRequest, NotFound
 from adapter.jobs.launch import launch_for
 from adapter.jobs.layout import build_layout, job_segment
-from adapter.jobs.outcome import decide, error, parse_execution_log
+from adapter.jobs.outcome import (
+    ExecutionLogInvalid,
+    Outcome,
+    decide,
+    error,
+    invalid_log_outcome,
+    parse_execution_log,
+)
 from adapter.jobs.script import JobScript, render_job_script
+from adapter.jobs.spool import LOG_CAP, NOTE_CAP, JobSpool
 from adapter.jobs.volumes import Volume, resolve_volumes
 from adapter.metrics.events import MetricEvents
 from adapter.models.jobs import TOOLKITS, JobCreateParameters
@@ -89,7 +97,7 @@ class JobService:
         self._submitted: dict[str, datetime] = {}
         self._queue: asyncio.Queue[str] | None = None
         self._workers: list[asyncio.Task[None]] = []
-        self._plans_dir_made = False
+        self.spool = JobSpool(settings.clusters.spool_dir)
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -300,7 +308,7 @@ class JobService:
                 layout=layout,
                 environment=[(e.name, e.value) for e in props.environment_variables],
                 secrets_file=f"{layout.spool}/secrets.env" if props.secrets else None,
-                plan_file=self._plan_path(uid) if volumes else None,
+                plan_file=f"{layout.spool}/plan.json",
                 node_addresses=addresses,
                 launch=launch,
                 job_preparation=props.job_preparation.command_line
@@ -355,46 +363,19 @@ class JobService:
         )
 
     async def _write_spool(self, job: Job) -> None:
-        """The job's private directory: plan, secrets and rclone config, all owned by the user."""
-        spool = job.info["layout"]["spool"]
-        entries: list[Dir | File] = [
-            Dir(spool, 0o700, job.owner),
-            Dir(f"{spool}/shared", 0o700, job.owner),
-        ]
+        """The job's spool (its user's), its root plan, and its secrets and rclone config."""
         volumes = [Volume(**{**v, "remote": v.get("remote") or None}) for v in job.info["volumes"]]
-        if volumes:
-            plan = {
-                "uid": job.uid,
-                "spool": spool,
-                "job_temp": job.info["layout"]["job_temp"],
-                "mount_roots": [
-                    job.info["layout"]["job_mount_root"],
-                    job.info["layout"]["mount_root"],
-                ],
-                "volumes": [v.plan() for v in volumes],
-                "rclone_config": f"{spool}/rclone.conf",
-                "status_prefix": self._plan_path(job.uid).removesuffix(".json"),
-            }
-            # Root-owned, outside the user's spool: the Prolog acts as root on what it says.
-            if not self._plans_dir_made:
-                entries.append(Dir(f"{self.settings.clusters.spool_dir}/plans", 0o711))
-            plan_text = json.dumps(plan, indent=1)
-            entries.append(File(self._plan_path(job.uid), plan_text, durable=False))
+        files: dict[str, str] = {}
         remotes = {v.remote_name: v.remote for v in volumes if v.kind == "rclone" and v.remote}
         if remotes:
-            text = "".join(
+            files["rclone.conf"] = "".join(
                 f"[{name}]\n" + "".join(f"{k} = {v}\n" for k, v in cfg.items()) + "\n"
                 for name, cfg in remotes.items()
             )
-            entries.append(File(f"{spool}/rclone.conf", text, 0o600, job.owner, durable=False))
         if job.secrets:
-            text = "".join(f"{export(k, v)}\n" for k, v in job.secrets.items())
-            entries.append(File(f"{spool}/secrets.env", text, 0o600, job.owner, durable=False))
-        await self.runner.lay_out(entries)
-        self._plans_dir_made = self._plans_dir_made or bool(volumes)
-
-    def _plan_path(self, uid: str) -> str:
-        return f"{self.settings.clusters.spool_dir}/plans/{uid}.json"
+            files["secrets.env"] = "".join(f"{export(k, v)}\n" for k, v in job.secrets.items())
+        crash = self.settings.jobs.crash_point == "mid_spool_write"
+        await asyncio.to_thread(self.spool.lay_out, job, files, crash_midway=crash)
 
     async def _try_submit(self, job: Job, cluster: Cluster) -> None:
         """sbatch the job if its cluster has the nodes for it now; else bai holds it."""
@@ -409,7 +390,12 @@ class JobService:
             return
         # Written here, not by the API: the answer does not wait for the disk, and a job left
         # unsubmitted by a crash gets its spool when the reconciler submits it.
-        await self._write_spool(job)
+        try:
+            await self._write_spool(job)
+        except boundary.UnsafePath as exc:  # the user's own files are in the way: say so, once
+            log.warning("job spool refused", job=job.name, uid=job.uid, reason=str(exc))
+            self._finalize(job, "failed", None, [error("SpoolInvalid", detail=str(exc))])
+            return
         slurm_id = await self.backend.submit(job.script, user=job.owner)
         self._submitted[job.uid] = now()
         if self.settings.jobs.crash_point == "after_submit":
@@ -417,9 +403,18 @@ class JobService:
         # Only the id is written: a terminate may have come in (and been recorded) meanwhile.
         job.slurm_id = slurm_id
         terminate = self.store.set_slurm_id(job.uid, slurm_id)
+        await self._bind(job, slurm_id)
         log.info("job submitted", job=job.name, uid=job.uid, slurm_id=slurm_id)
         if terminate:
             await self.backend.cancel(slurm_id)
+
+    async def _bind(self, job: Job, slurm_id: int) -> None:
+        """The Slurm id goes into the root plan, and the clear secrets leave the store: the
+        job's 0600 secrets file is what the job reads from now on."""
+        await asyncio.to_thread(self.spool.bind, job, slurm_id)
+        if job.secrets:
+            self.store.clear_job_secrets(job.uid)
+            job.secrets = {}
 
     # -- terminate and delete ------------------------------------------------------------------
 
@@ -459,7 +454,8 @@ class JobService:
     async def _finish_deletion(self, job: Job) -> None:
         if job.provisioning_state != "deleting" or not job.final:
             return
-        await self.runner.remove(job.info["layout"]["spool"])
+        if not await asyncio.to_thread(self.spool.remove, job):
+            log.warning("job spool left in part (a mount or a swapped directory)", uid=job.uid)
         self.store.delete_job(job.uid)
         self._complete_operations(job.uid)
         log.info("job deleted", job=job.name, uid=job.uid)
@@ -487,6 +483,8 @@ class JobService:
                     await self._follow(job, snap, by_comment, clusters)
                 except BackendError as exc:
                     log.warning("job follow-up failed", job=job.name, error=str(exc))
+                except Exception:  # one job's trouble never stops the others being followed
+                    log.exception("job follow-up crashed", job=job.name, uid=job.uid)
 
     async def _follow(
         self,
@@ -506,8 +504,9 @@ class JobService:
             if found is not None:  # submitted just before a crash: adopt, never resubmit
                 job.slurm_id = found.job_id
                 self.store.put_job(job)
+                await self._bind(job, found.job_id)
                 log.info("job adopted after restart", job=job.name, slurm_id=found.job_id)
-            elif await self._read_log(job):
+            elif any(await self._read_log(job)):  # it ran (a log, even a bad one), Slurm forgot
                 await self._conclude(job, None, cluster)  # it ran and Slurm forgot it
                 return
             elif cluster is None or cluster.provisioning_state == "deleting":
@@ -548,7 +547,7 @@ class JobService:
         self.events.inc("bai_job_requeues", labels, times)
         # A preempted run logged the USR1 notice Slurm sends at preemption (low priority only).
         if labels["priority"] == "lowpriority" and any(
-            e.get("event") == "notice" for e in await self._read_log(job)
+            e.get("event") == "notice" for e in (await self._read_log(job))[0]
         ):
             self.events.inc("bai_job_preemptions", labels, times)
 
@@ -557,13 +556,33 @@ class JobService:
             wait = (slurm.start_time - job.created).total_seconds()
             self.events.observe("bai_job_queue_wait_seconds", job.info["labels"], wait)
 
-    async def _read_log(self, job: Job) -> list[dict[str, Any]]:
-        text = await self.runner.read_text(job.info["layout"]["spool"] + "/execution.log")
-        return parse_execution_log(text or "")
+    async def _read_log(self, job: Job) -> tuple[list[dict[str, Any]], str]:
+        """The events of the job's last run, and what is wrong with its log ('' if nothing)."""
+        try:
+            text = await asyncio.to_thread(self.spool.read, job, "execution.log", LOG_CAP)
+            return parse_execution_log(text or ""), ""
+        except boundary.UnsafePath as exc:
+            return [], f"execution.log {exc.reason}"
+        except ExecutionLogInvalid as exc:
+            return [], f"execution.log {exc}"
+        except OSError as exc:
+            return [], f"execution.log could not be read ({exc.strerror})"
+
+    async def _mount_error(self, job: Job) -> str:
+        try:
+            return await asyncio.to_thread(self.spool.read, job, "mount-error", NOTE_CAP) or ""
+        except (boundary.UnsafePath, OSError) as exc:
+            return f"(bai did not read the job's mount-error file: {exc})"
 
     async def _conclude(self, job: Job, slurm: SlurmJob | None, cluster: Cluster | None) -> None:
-        events = await self._read_log(job)
-        mount_error = await self.runner.read_text(job.info["layout"]["spool"] + "/mount-error")
+        if slurm is not None and not slurm.finished:
+            return
+        events, problem = await self._read_log(job)
+        if problem:
+            log.warning("job's execution log refused", uid=job.uid, problem=problem)
+            await self._end(job, slurm, invalid_log_outcome(slurm, problem))
+            return
+        mount_error = await self._mount_error(job)
         outcome = decide(
             slurm,
             events,
@@ -574,8 +593,10 @@ class JobService:
             limit=human(timedelta(seconds=job.info["limitSeconds"])),
             mount_error=(mount_error or "").strip(),
         )
-        if outcome is None:
-            return
+        if outcome is not None:
+            await self._end(job, slurm, outcome)
+
+    async def _end(self, job: Job, slurm: SlurmJob | None, outcome: Outcome) -> None:
         if slurm is not None:
             if slurm.restart_count > job.restarts:
                 await self._count_requeues(job, slurm.restart_count - job.restarts)
@@ -585,10 +606,8 @@ class JobService:
             job.end_time = slurm.end_time
             job.nodes = job.nodes or list(slurm.nodes)
         self._finalize(job, outcome.state, outcome.exit_code, outcome.errors)
-        # Secrets and the plan are not needed any more; the execution log stays for the record.
-        for name in ("secrets.env", "rclone.conf"):
-            await self.runner.remove(f"{job.info['layout']['spool']}/{name}")
-        await self.runner.remove(self._plan_path(job.uid))
+        # Secrets and the plans are not needed any more; the execution log stays for the record.
+        await asyncio.to_thread(self.spool.forget_secrets, job)
         await self._finish_deletion(job)
 
     def _finalize(

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import Response
 
 from adapter.api.deps import Caller, Svc, api_version, base_url
+from adapter.api.download import fd_response
 from adapter.api.paging import page
 from adapter.api.routes.jobs import JOB, _key
 from adapter.errors import InvalidRequest, NotFound, Unauthorized
-from adapter.jobs.files import confined, file_items, list_dir, local_root
+from adapter.jobs.files import file_items, list_dir, open_download
 
 router = APIRouter()
 
@@ -39,7 +40,7 @@ def list_output_files(
             "linkexpiryinminutes must be an integer from 5 to 600", target="linkexpiryinminutes"
         )
     directory = query.get("directory", ".")
-    entries = list_dir(local_root(job, directory_id), directory)
+    entries = list_dir(job, directory_id, directory)
     items = file_items(
         entries,
         base=base_url(request),
@@ -53,7 +54,7 @@ def list_output_files(
 
 
 @router.get("/bai/files/{path:path}")
-def download(path: str, request: Request, s: Svc) -> FileResponse:
+def download(path: str, request: Request, s: Svc) -> Response:
     """A file behind a signed URL; no bearer token (the signature is the permission)."""
     try:
         expires = int(request.query_params.get("se", "0"))
@@ -66,7 +67,5 @@ def download(path: str, request: Request, s: Svc) -> FileResponse:
     job = s.store.job_by_uid(uid)
     if job is None:
         raise NotFound("the job of this link no longer exists")
-    target = confined(local_root(job, directory_id), relative)
-    if not target.is_file():
-        raise NotFound(f"{relative} does not exist")
-    return FileResponse(target, media_type="application/octet-stream")
+    fd, size = open_download(job, directory_id, relative)
+    return fd_response(fd, size, request.headers.get("range"))

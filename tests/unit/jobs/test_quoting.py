@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pwd
+import stat
 import subprocess
-from collections.abc import Sequence
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
@@ -13,7 +15,7 @@ from typing import Any, cast
 import pytest
 
 from adapter.backends.base import SlurmBackend
-from adapter.backends.runner import Dir, File, Runner
+from adapter.backends.runner import Runner
 from adapter.clusters.service import ClusterService
 from adapter.errors import InvalidRequest
 from adapter.jobs.launch import launch_for
@@ -106,35 +108,27 @@ def environment_block(script: str) -> str:
     return "\n".join(lines[start + 1 : end]) + "\n"
 
 
-class FakeRunner:
-    """What JobService._write_spool writes, kept in memory."""
-
-    def __init__(self) -> None:
-        self.files: dict[str, tuple[str, int, str | None]] = {}
-
-    async def lay_out(self, entries: Sequence[Dir | File]) -> None:
-        for entry in entries:
-            if isinstance(entry, File):
-                self.files[entry.path] = (entry.text, entry.mode, entry.owner)
-
-
 def secrets_text(secrets: dict[str, str]) -> str:
-    """The secrets file exactly as JobService._write_spool writes it."""
-    runner = FakeRunner()
-    service = JobService(
-        cast(Store, None),
-        cast(SlurmBackend, None),
-        cast(Runner, runner),
-        Settings(),
-        cast(ClusterService, None),
-        cast(MetricEvents, None),
-    )
-    lay = layout()
-    info: dict[str, Any] = {"layout": lay.__dict__, "volumes": []}
-    job = stored_job(UID, secrets=secrets, script="", info=info)
-    asyncio.run(service._write_spool(job))
-    text, mode, owner = runner.files[f"{lay.spool}/secrets.env"]
-    assert (mode, owner) == (0o600, "alice")
+    """The secrets file exactly as JobService._write_spool writes it, into a real spool."""
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chmod(tmp, 0o755)
+        os.mkdir(f"{tmp}/jobs", 0o711)
+        service = JobService(
+            cast(Store, None),
+            cast(SlurmBackend, None),
+            cast(Runner, None),
+            Settings(clusters={"spool_dir": tmp}),
+            cast(ClusterService, None),
+            cast(MetricEvents, None),
+        )
+        lay = layout().__dict__ | {"spool": f"{tmp}/jobs/{UID}"}
+        info: dict[str, Any] = {"layout": lay, "volumes": []}
+        job = stored_job(UID, secrets=secrets, script="", info=info)
+        asyncio.run(service._write_spool(job))
+        path = Path(lay["spool"], "secrets.env")
+        st = path.stat()
+        assert (stat.S_IMODE(st.st_mode), st.st_uid) == (0o600, pwd.getpwnam("alice").pw_uid)
+        text = path.read_bytes().decode()  # not read_text(): it would translate a \r
     expected = "".join(f"{export(k, v)}\n" for k, v in secrets.items())
     assert text == expected
     return text

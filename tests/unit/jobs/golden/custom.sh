@@ -15,7 +15,7 @@
 BAI_EXEC_LOG=/var/lib/bai/spool/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/execution.log
 BAI_STDOUTERR=/mnt/batch/tasks/shared/LS_root/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/cluster-mounts/afs/sub0/rg/workspaces/ws/experiments/exp/jobs/job1/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/stdouterr
 BAI_SPOOL=/var/lib/bai/spool/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b
-BAI_PLAN=''
+BAI_PLAN=/var/lib/bai/spool/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/plan.json
 BAI_TIME_LIMIT=604800
 BAI_CAPPED=0
 BAI_GPUS=2
@@ -74,10 +74,8 @@ bai_on_term() {
   fi
 }
 bai_teardown() {
-  if [ -n "$BAI_PLAN" ]; then
-    srun --overlap --ntasks-per-node=1 --nodes="$SLURM_JOB_NUM_NODES" \
-      --output=/dev/null /usr/local/libexec/bai/bai-node-helper teardown "$BAI_PLAN" >/dev/null 2>&1
-  fi
+  srun --overlap --ntasks-per-node=1 --nodes="$SLURM_JOB_NUM_NODES" \
+    --output=/dev/null /usr/local/libexec/bai/bai-node-helper teardown "$BAI_PLAN" >/dev/null 2>&1
 }
 trap 'bai_log notice "\"signal\":\"USR1\""' USR1
 trap bai_on_term TERM
@@ -88,8 +86,15 @@ bai_log start "\"nodes\":$SLURM_JOB_NUM_NODES"
 
 # -- every node: job temp, mount roots, volumes
 srun --overlap --ntasks-per-node=1 --nodes="$SLURM_JOB_NUM_NODES" \
-  --output=/dev/null mkdir -p -m 700 "$AZ_BATCHAI_JOB_TEMP" \
-  "$AZ_BATCHAI_JOB_MOUNT_ROOT"
+  --output="$BAI_SPOOL/prepare-%n.out" /usr/local/libexec/bai/bai-node-helper prepare "$BAI_PLAN"
+rc=$?
+if [ $rc -eq 3 ]; then
+  bai_end 1 NodePreparationFailed "\"detail\":\"see $BAI_SPOOL/mount-error\""
+  exit 1
+elif [ $rc -ne 0 ]; then
+  bai_end 1 VolumeMountFailed "\"detail\":\"see $BAI_SPOOL/mount-error\""
+  exit 1
+fi
 
 # -- directories and logs (outputs exist, owned by the job user, before the job runs)
 mkdir -p -- /mnt/batch/tasks/shared/LS_root/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/cluster-mounts/afs/sub0/rg/workspaces/ws/experiments/exp/jobs/job1/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/stdouterr /var/lib/bai/spool/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/shared /mnt/batch/tasks/shared/LS_root/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/cluster-mounts/afs/sub0/rg/workspaces/ws/experiments/exp/jobs/job1/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/outputs/models /mnt/batch/tasks/shared/LS_root/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/mounts/logs/sub0/rg/workspaces/ws/experiments/exp/jobs/job1/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/outputs || { bai_end 1 OutputDirectoryFailed; exit 1; }

@@ -17,7 +17,7 @@
 BAI_EXEC_LOG=/var/lib/bai/spool/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/execution.log
 BAI_STDOUTERR=/mnt/batch/tasks/shared/LS_root/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/cluster-mounts/afs/sub0/rg/workspaces/ws/experiments/exp/jobs/job1/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/stdouterr
 BAI_SPOOL=/var/lib/bai/spool/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b
-BAI_PLAN=/var/lib/bai/spool/plans/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b.json
+BAI_PLAN=/var/lib/bai/spool/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/plan.json
 BAI_TIME_LIMIT=86400
 BAI_CAPPED=1
 BAI_GPUS=1
@@ -76,10 +76,8 @@ bai_on_term() {
   fi
 }
 bai_teardown() {
-  if [ -n "$BAI_PLAN" ]; then
-    srun --overlap --ntasks-per-node=1 --nodes="$SLURM_JOB_NUM_NODES" \
-      --output=/dev/null /usr/local/libexec/bai/bai-node-helper teardown "$BAI_PLAN" >/dev/null 2>&1
-  fi
+  srun --overlap --ntasks-per-node=1 --nodes="$SLURM_JOB_NUM_NODES" \
+    --output=/dev/null /usr/local/libexec/bai/bai-node-helper teardown "$BAI_PLAN" >/dev/null 2>&1
 }
 trap 'bai_log notice "\"signal\":\"USR1\""' USR1
 trap bai_on_term TERM
@@ -89,8 +87,13 @@ bai_addr() { echo "${BAI_NODE_ADDR[$1]:-$1}"; }
 bai_log start "\"nodes\":$SLURM_JOB_NUM_NODES"
 
 # -- every node: job temp, mount roots, volumes
-if ! srun --overlap --ntasks-per-node=1 --nodes="$SLURM_JOB_NUM_NODES" \
-    --output="$BAI_SPOOL/prepare-%n.out" /usr/local/libexec/bai/bai-node-helper prepare "$BAI_PLAN"; then
+srun --overlap --ntasks-per-node=1 --nodes="$SLURM_JOB_NUM_NODES" \
+  --output="$BAI_SPOOL/prepare-%n.out" /usr/local/libexec/bai/bai-node-helper prepare "$BAI_PLAN"
+rc=$?
+if [ $rc -eq 3 ]; then
+  bai_end 1 NodePreparationFailed "\"detail\":\"see $BAI_SPOOL/mount-error\""
+  exit 1
+elif [ $rc -ne 0 ]; then
   bai_end 1 VolumeMountFailed "\"detail\":\"see $BAI_SPOOL/mount-error\""
   exit 1
 fi
