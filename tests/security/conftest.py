@@ -61,6 +61,15 @@ def cluster(alice: Api, workspace: str) -> str:  # noqa: F811
     return alice.path("workspaces", workspace, "clusters", "sec")
 
 
+def own_dir(out: Path, user: str) -> Path:
+    """A world-writable directory of its own under `out` for one user's jobs: the directories
+    one user's job makes below a prefix are that user's (0755), closed to another's jobs."""
+    path = out / user
+    path.mkdir(exist_ok=True)
+    path.chmod(0o1777)
+    return path
+
+
 def spec(cluster: str, command: str, out: Path, **extra: Any) -> dict[str, Any]:
     """A one-node custom job whose logs go to `out`."""
     return {

@@ -11,6 +11,7 @@ from tests.security.conftest import (
     KILL_SCRIPT,
     SPOOL_OF_JOB,
     job_uid,
+    own_dir,
     spec,
     wait_in_slurm,
     wait_slurm_done,
@@ -38,9 +39,7 @@ def test_hostile_execution_logs_fail_their_job_and_nothing_else_even_at_start_up
     for name, plant in HOSTILE_LOGS.items():
         command = f"sleep 4; {SPOOL_OF_JOB}; {plant}; {KILL_SCRIPT}"
         uids[name] = job_uid(bob.job(workspace, "exp", name, spec(cluster, command, outdir)))
-    mine = outdir / "alice"  # bob's jobs made the directories below outdir: bob's, 0755
-    mine.mkdir()
-    mine.chmod(0o1777)
+    mine = own_dir(outdir, "alice")
     fine = job_uid(alice.job(workspace, "exp", "fine", spec(cluster, "sleep 4; echo ok", mine)))
     # Once every job is in Slurm, bai goes down while they run and end: the start-up pass is
     # the first to read what they left.

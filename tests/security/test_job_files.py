@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.e2e.service import Api, CloudError, Service
-from tests.security.conftest import as_user, spec, stdouterr
+from tests.security.conftest import as_user, own_dir, spec, stdouterr
 
 pytestmark = pytest.mark.slurm
 
@@ -88,10 +88,10 @@ def test_forged_download_links_are_refused(
     bob: Api, alice: Api, workspace: str, cluster: str, outdir: Path
 ) -> None:
     """Attacks the signed URLs: bob re-aims his valid link at alice's job, or forges one."""
-    alice.job(workspace, "exp", "hers", spec(cluster, "echo alice-only", outdir))
-    bob.job(workspace, "exp", "his", spec(cluster, "echo bob", outdir))
+    alice.job(workspace, "exp", "hers", spec(cluster, "echo alice-only", own_dir(outdir, "a")))
+    bob.job(workspace, "exp", "his", spec(cluster, "echo bob", own_dir(outdir, "b")))
     hers = alice.wait_job(workspace, "exp", "hers")
-    bob.wait_job(workspace, "exp", "his")
+    assert bob.wait_job(workspace, "exp", "his")["properties"]["executionState"] == "succeeded"
     url = bob.files(workspace, "exp", "his")["stdout.txt"]["downloadUrl"]
     path, _, query = url.partition("?")
     her_uid = hers["properties"]["jobOutputDirectoryPathSegment"].rsplit("/", 1)[1]
