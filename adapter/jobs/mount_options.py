@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
@@ -187,10 +187,7 @@ def kernel_options(
         f"ask the operator to set it in storage_accounts.{account}.options"
     )
 
-    def refuse(shown: str, reason: str) -> InvalidRequest:
-        return InvalidRequest(
-            f"{label}: mount option {_shown(shown)!r} {reason}; {fix}", target=target
-        )
+    refuse = _refuser(f"{label}: mount option", fix, target)
 
     final: list[str] = []
     slots: dict[str, tuple[str, bool]] = {}  # slot -> (option, from the request)
@@ -242,6 +239,15 @@ def kernel_options(
     return ",".join(final)
 
 
+def _refuser(what: str, fix: str, target: str) -> Callable[[str, str], InvalidRequest]:
+    """The refusal of one option: what it is, why, and what to do instead."""
+
+    def refuse(shown: str, reason: str) -> InvalidRequest:
+        return InvalidRequest(f"{what} {_shown(shown)!r} {reason}; {fix}", target=target)
+
+    return refuse
+
+
 def rclone_options(requested: str, *, label: str, target: str, account: str) -> str:
     """The request's extra `rclone mount` flags, checked and normalized (`--flag[=value]`
     words joined by blanks, so that shlex.split gives them back). Refuses any other flag."""
@@ -250,10 +256,7 @@ def rclone_options(requested: str, *, label: str, target: str, account: str) -> 
         f"else ask the operator (storage_accounts.{account})"
     )
 
-    def refuse(shown: str, reason: str) -> InvalidRequest:
-        return InvalidRequest(
-            f"{label}: rclone flag {_shown(shown)!r} {reason}; {fix}", target=target
-        )
+    refuse = _refuser(f"{label}: rclone flag", fix, target)
 
     try:
         words = shlex.split(requested)
