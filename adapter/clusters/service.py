@@ -59,12 +59,13 @@ def partition_name(name: str, uid: str) -> str:
 
 
 def split_secrets(properties: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Properties without secret values (as stored and returned), and the secrets apart."""
+    """Properties without secret values (as stored and returned), and the secrets bai needs
+    later: only the setup task's. The admin password (bai makes no accounts) and cluster
+    volume account keys (the operator's storage accounts hold credentials) are dropped."""
     props = copy.deepcopy(properties)
     secrets: dict[str, Any] = {}
     account = props.get("userAccountSettings") or {}
     if account.get("adminUserPassword") is not None:
-        secrets["adminUserPassword"] = account["adminUserPassword"]
         account["adminUserPassword"] = None
     task = (props.get("nodeSetup") or {}).get("setupTask") or {}
     for item in task.get("secrets") or []:
@@ -72,10 +73,9 @@ def split_secrets(properties: dict[str, Any]) -> tuple[dict[str, Any], dict[str,
         item["value"] = None
     volumes = (props.get("nodeSetup") or {}).get("mountVolumes") or {}
     for kind in ("azureFileShares", "azureBlobFileSystems"):
-        for i, volume in enumerate(volumes.get(kind) or []):
+        for volume in volumes.get(kind) or []:
             creds = volume.get("credentials") or {}
             if creds.get("accountKey") is not None:
-                secrets.setdefault("mountKeys", {})[f"{kind}/{i}"] = creds["accountKey"]
                 creds["accountKey"] = None
     return props, secrets
 
