@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from adapter.clusters.service import split_secrets
 
 
 def test_only_setup_task_secrets_are_kept_and_every_secret_leaves_the_properties() -> None:
-    request = {
+    request: dict[str, Any] = {
         "userAccountSettings": {"adminUserName": "alice", "adminUserPassword": "hunter2"},
         "nodeSetup": {
             "setupTask": {"commandLine": "true", "secrets": [{"name": "T", "value": "s3tup"}]},
