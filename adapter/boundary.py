@@ -23,11 +23,9 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
 import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _PATH = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -46,14 +44,22 @@ class UnsafePath(Exception):
         self.path, self.reason = path, reason
 
 
-@dataclass(frozen=True)
 class Entry:
-    """One entry of a listed directory."""
+    """One entry of a listed directory. A plain class: the node helper loads this module for
+    every bai job, and importing dataclasses would cost more than the rest of it."""
 
-    name: str
-    is_dir: bool
-    size: int
-    mtime: float
+    __slots__ = ("name", "is_dir", "size", "mtime")
+
+    def __init__(self, name: str, is_dir: bool, size: int, mtime: float) -> None:
+        self.name, self.is_dir, self.size, self.mtime = name, is_dir, size, mtime
+
+    def __repr__(self) -> str:
+        return f"Entry({self.name!r}, is_dir={self.is_dir}, size={self.size})"
+
+
+def _token() -> str:
+    """The random part of a temporary name."""
+    return os.urandom(6).hex()
 
 
 def _parts(path: str) -> list[str]:
@@ -280,7 +286,7 @@ def write_into(
     `midway` runs when half the bytes are written (the crash tests stop the service there)."""
     _entry_name(name, "")
     for _ in range(8):
-        temp = f".bai-{name}.{secrets.token_hex(6)}"
+        temp = f".bai-{name}.{_token()}"
         try:
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
             fd = os.open(temp, flags, 0o600, dir_fd=dir_fd)

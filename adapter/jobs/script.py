@@ -46,6 +46,7 @@ class JobScript:
     image_not_used: str | None = None  # the image named by a job run on the host runtime
     host_path: Sequence[str] = field(default_factory=tuple)
     srun_mpi: str = "none"
+    user_volumes: bool = False  # local or rclone volumes, which `teardown` undoes at the end
 
 
 def render_job_script(job: JobScript) -> str:
@@ -82,6 +83,7 @@ def render_job_script(job: JobScript) -> str:
     if job.image_not_used and job.host_path:
         out.append(f'export PATH={quote(":".join(job.host_path))}:"$PATH"')
     out += _helpers()
+    out += _teardown(job)
     out += _prepare_nodes(job)
     out += _directories(job)
     if job.job_preparation is not None:
@@ -130,6 +132,19 @@ def _batchai_environment(job: JobScript) -> list[tuple[str, str]]:
     return env
 
 
+def _teardown(job: JobScript) -> list[str]:
+    """User-level volumes are undone on every node when the script exits, however it exits."""
+    if not job.user_volumes:
+        return []
+    return [
+        "bai_teardown() {",
+        '  srun --overlap --ntasks-per-node=1 --nodes="$SLURM_JOB_NUM_NODES" \\',
+        f'    --output=/dev/null {HELPER} teardown "$BAI_PLAN" >/dev/null 2>&1',
+        "}",
+        "trap bai_teardown EXIT",
+    ]
+
+
 def _helpers() -> list[str]:
     # JSON lines; every value bai puts in is a number or a fixed word.
     return [
@@ -169,13 +184,8 @@ def _helpers() -> list[str]:
         '    bai_log signal "\\"signal\\":\\"TERM\\""',
         "  fi",
         "}",
-        "bai_teardown() {",
-        '  srun --overlap --ntasks-per-node=1 --nodes="$SLURM_JOB_NUM_NODES" \\',
-        f'    --output=/dev/null {HELPER} teardown "$BAI_PLAN" >/dev/null 2>&1',
-        "}",
         'trap \'bai_log notice "\\"signal\\":\\"USR1\\""\' USR1',
         "trap bai_on_term TERM",
-        "trap bai_teardown EXIT",
         'mapfile -t BAI_NODES < <(scontrol show hostnames "$SLURM_JOB_NODELIST")',
         'bai_addr() { echo "${BAI_NODE_ADDR[$1]:-$1}"; }',
         'bai_log start "\\"nodes\\":$SLURM_JOB_NUM_NODES"',

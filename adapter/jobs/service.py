@@ -34,7 +34,7 @@ from adapter.jobs.outcome import (
 )
 from adapter.jobs.script import JobScript, render_job_script
 from adapter.jobs.spool import LOG_CAP, NOTE_CAP, JobSpool
-from adapter.jobs.volumes import Volume, resolve_volumes
+from adapter.jobs.volumes import ROOT_KINDS, Volume, resolve_volumes
 from adapter.metrics.events import MetricEvents
 from adapter.models.jobs import TOOLKITS, JobCreateParameters
 from adapter.scripts.shell import export
@@ -318,6 +318,7 @@ class JobService:
                 image_not_used=image if cfg.containers.runtime == "host" else None,
                 host_path=cfg.containers.host_path,
                 srun_mpi=cfg.jobs.srun_mpi,
+                user_volumes=any(v.kind not in ROOT_KINDS for v in volumes),
             )
         )
         stored = _without_secrets(wire)

@@ -60,16 +60,26 @@ def test_hostile_execution_logs_fail_their_job_and_nothing_else_even_at_start_up
     assert "reconcile pass crashed" not in service.tail(400)
 
 
-def test_a_mount_error_linked_to_etc_shadow_stays_out_of_the_job_errors(
-    bob: Api, workspace: str, cluster: str, outdir: Path
+@pytest.mark.parametrize(
+    "plant",
+    [
+        'ln -sf /etc/shadow "$s/mount-error"',
+        'ln -sf /dev/zero "$s/mount-error"',
+        'rm -f "$s/mount-error"; mkfifo "$s/mount-error"',
+    ],
+    ids=["link-to-shadow", "link-to-dev-zero", "fifo"],
+)
+def test_a_hostile_mount_error_stays_out_of_the_job_errors(
+    bob: Api, workspace: str, cluster: str, outdir: Path, plant: str
 ) -> None:
-    """Attacks executionInfo.errors: a forged VolumeMountFailed end event and a mount-error
-    that links to /etc/shadow."""
+    """Attacks executionInfo.errors: a forged VolumeMountFailed end event, and a mount-error
+    that links to /etc/shadow or /dev/zero, or is a FIFO."""
     end = '{"event":"end","exit":1,"error":"VolumeMountFailed"}'
     forged = f"""printf '%s\\n' '{end}' >>"$s/execution.log\""""
-    command = f'{SPOOL_OF_JOB}; ln -sf /etc/shadow "$s/mount-error"; {forged}; {KILL_SCRIPT}'
+    command = f"{SPOOL_OF_JOB}; {plant}; {forged}; {KILL_SCRIPT}"
     bob.job(workspace, "exp", "leak", spec(cluster, command, outdir))
     done = bob.wait_job(workspace, "exp", "leak")["properties"]
     errors = done["executionInfo"]["errors"]
     assert [e["code"] for e in errors] == ["VolumeMountFailed"], errors
-    assert "symlink" in errors[0]["message"] and "root:" not in errors[0]["message"]
+    message = errors[0]["message"]
+    assert "did not read the job's mount-error file" in message and "root:" not in message

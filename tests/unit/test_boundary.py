@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -764,7 +763,7 @@ def test_write_with_temp_names_squatted(
     for token in names[:free_after]:
         tree.sh("alice", f"{plant} .bai-plan.json.{token}")
     tokens = iter(names)
-    monkeypatch.setattr(boundary, "secrets", SimpleNamespace(token_hex=lambda _: next(tokens)))
+    monkeypatch.setattr(boundary, "_token", lambda: next(tokens))
     if free_after == 8:
         with pytest.raises(UnsafePath, match="no temporary name was free"):
             write(tree, {"plan.json": b"new"})

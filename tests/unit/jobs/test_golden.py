@@ -209,6 +209,7 @@ def low_priority_capped() -> JobScript:
         grace_seconds=30,
         secrets_file=f"{lay.spool}/secrets.env",
         plan_file=f"{lay.spool}/plan.json",
+        user_volumes=True,
         node_addresses={"gpu-t4-1": "10.0.1.11"},
         job_preparation="apt-get install -y jq && pip install -r requirements.txt",
         image_not_used="tensorflow/tensorflow:1.15.0-gpu-py3",

@@ -75,16 +75,16 @@ bai_on_term() {
     bai_log signal "\"signal\":\"TERM\""
   fi
 }
+trap 'bai_log notice "\"signal\":\"USR1\""' USR1
+trap bai_on_term TERM
+mapfile -t BAI_NODES < <(scontrol show hostnames "$SLURM_JOB_NODELIST")
+bai_addr() { echo "${BAI_NODE_ADDR[$1]:-$1}"; }
+bai_log start "\"nodes\":$SLURM_JOB_NUM_NODES"
 bai_teardown() {
   srun --overlap --ntasks-per-node=1 --nodes="$SLURM_JOB_NUM_NODES" \
     --output=/dev/null /usr/local/libexec/bai/bai-node-helper teardown "$BAI_PLAN" >/dev/null 2>&1
 }
-trap 'bai_log notice "\"signal\":\"USR1\""' USR1
-trap bai_on_term TERM
 trap bai_teardown EXIT
-mapfile -t BAI_NODES < <(scontrol show hostnames "$SLURM_JOB_NODELIST")
-bai_addr() { echo "${BAI_NODE_ADDR[$1]:-$1}"; }
-bai_log start "\"nodes\":$SLURM_JOB_NUM_NODES"
 
 # -- every node: job temp, mount roots, volumes
 srun --overlap --ntasks-per-node=1 --nodes="$SLURM_JOB_NUM_NODES" \
