@@ -44,6 +44,7 @@ class JobSpool:
         self.root = spool_root.rstrip("/")
         self.jobs = f"{self.root}/jobs"
         self.plans = f"{self.root}/plans"
+        self._plans_made = False  # root's own directory: made and checked once per process
 
     def spool_of(self, job: Job) -> str:
         return str(job.info["layout"]["spool"])
@@ -73,7 +74,9 @@ class JobSpool:
         )
 
     def write_plan(self, job: Job, owner: Owner, slurm_id: int | None) -> None:
-        boundary.make_user_dir(self.root, "plans", 0, 0, 0o700)
+        if not self._plans_made:
+            boundary.make_user_dir(self.root, "plans", 0, 0, 0o700)
+            self._plans_made = True
         text = json.dumps(self.root_plan(job, owner, slurm_id), indent=1).encode()
         boundary.write_user_files(self.plans, {f"{job.uid}.json": text}, uid=0, gid=0, mode=0o600)
 
