@@ -583,8 +583,39 @@ def test_a_job_without_volumes_still_gets_a_fresh_job_temp_of_its_user(node: Nod
     for name in ("mounts", "cluster-mounts"):
         assert (jt / name).is_dir() and owner(jt / name) == uid_gid
     assert json.loads((jt / STATUS).read_text()) == {}
-    assert node.record_of_job() == {"job_id": JOB_ID, "nodes": ["n1"], "mounts": []}
+    assert node.record_of_job() == {
+        "job_id": JOB_ID,
+        "owner_uid": node.user.pw_uid,
+        "nodes": ["n1"],
+        "mounts": [],
+    }
     assert node.prepare().returncode == 0
+
+
+def test_an_epilog_after_bai_removed_the_plan_cleans_up_from_the_hosts_record(
+    node: Node,
+) -> None:
+    """bai removes a plan once Slurm shows the job over, which for a cancelled job can be
+    before its Epilog ran: the Epilog then works from the Prolog's root-only record."""
+    node.write_plans([nfs_volume(node)])
+    assert node.prolog().returncode == 0
+    assert len(mounts_under(node.job_temp)) == 1
+    node.root_plan.unlink()
+    assert node.epilog().returncode == 0
+    assert mounts_under(node.job_temp) == [] and not os.path.lexists(node.job_temp)
+    assert node.record_of_job() is None and node.log_lines() == []
+
+
+def test_without_a_plan_another_slurm_job_gets_nothing_from_the_record(node: Node) -> None:
+    """With the plan gone, a job naming the same bai job is not the one the record is for."""
+    node.write_plans([nfs_volume(node)])
+    assert node.prolog().returncode == 0
+    node.root_plan.unlink()
+    assert node.epilog(SLURM_JOB_ID=str(JOB_ID + 1)).returncode == 0
+    assert len(mounts_under(node.job_temp)) == 1  # left for the real job's Epilog
+    assert "refused:" in node.log_lines()[0] and len(node.scontrol_calls()) == 1
+    assert node.epilog().returncode == 0
+    assert mounts_under(node.job_temp) == [] and not os.path.lexists(node.job_temp)
 
 
 def test_an_unbound_plan_serves_the_job_before_bai_knows_its_slurm_id(node: Node) -> None:
@@ -925,7 +956,12 @@ def test_epilog_unmounts_a_fuse_mount_the_job_left_in_its_job_temp(node: Node) -
     assert result.returncode == 0, result.stderr + (node.spool / "mount-error").read_text()
     [fuse] = mounts_under(node.job_temp)
     assert fuse.fstype.startswith("fuse"), fuse
-    assert node.record_of_job() == {"job_id": JOB_ID, "nodes": ["n1"], "mounts": []}
+    assert node.record_of_job() == {
+        "job_id": JOB_ID,
+        "owner_uid": node.user.pw_uid,
+        "nodes": ["n1"],
+        "mounts": [],
+    }
 
     result = node.epilog()
     assert result.returncode == 0, result.stderr
@@ -988,6 +1024,7 @@ def test_a_stale_record_of_an_earlier_run_is_cleaned_and_set_up_afresh(
     assert list((node.job_temp / "mounts" / "nfs").iterdir()) == []
     assert node.record_of_job() == {
         "job_id": JOB_ID,
+        "owner_uid": node.user.pw_uid,
         "nodes": ["n1"],
         "mounts": [
             {
