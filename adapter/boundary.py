@@ -325,12 +325,14 @@ def write_user_files(
     midway: Callable[[], None] | None = None,
 ) -> None:
     """Root-written files in `uid`'s directory `top` (its plan, its secrets), each `uid`'s with
-    `mode`; temporary files an interrupted earlier write left there are removed first."""
+    `mode`. Temporaries an interrupted earlier write of these names left are removed first:
+    only theirs, as other writers may be at work in the same directory (the root plans)."""
     for name in files:
         _entry_name(name, top)
+    prefixes = tuple(f".bai-{name}." for name in files)
     with zone(top, uid) as dir_fd:
         with os.scandir(dir_fd) as it:  # root's own too: a crash between create and fchown
-            stale = [e.name for e in it if e.name.startswith(".bai-")]
+            stale = [e.name for e in it if e.name.startswith(prefixes)]
         for name in stale:
             _unlink(dir_fd, name)
         last = list(files)[-1] if files else ""

@@ -786,14 +786,37 @@ def test_write_onto_planted_directory_fails_cleanly(tree: Tree) -> None:
 
 
 def test_write_removes_stale_temps(tree: Tree) -> None:
-    """Temps an interrupted write left go; a directory named like one and other files stay."""
+    """Temps an interrupted write of the same name left go; another name's temps (a writer at
+    work beside this one), a directory named like one and other files stay."""
     tree.sh("alice", "printf half > .bai-plan.json.0123456789ab && printf x > .bai-other")
     tree.sh("alice", "mkdir .bai-dir && printf k > .bai-dir/k && printf k > keep")
     write(tree, {"plan.json": b"new"})
-    assert stale_temps(tree.zone) == [".bai-dir"]
+    assert stale_temps(tree.zone) == [".bai-dir", ".bai-other"]
     assert (tree.zone / ".bai-dir" / "k").read_bytes() == b"k"
     assert (tree.zone / "keep").read_bytes() == b"k"
     assert_alices(tree.zone / "plan.json", b"new", 0o600, tree.alice)
+
+
+def test_writers_of_other_names_in_one_directory_never_undo_each_other(tree: Tree) -> None:
+    """Four threads write different files into one directory at once, as the submitters write
+    root plans: no writer's temporary is taken for a stale one by another."""
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            for i in range(50):
+                write(tree, {f"plan-{n}-{i}.json": b"x" * 100})
+        except BaseException as exc:  # reported below, with the others
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len([p for p in tree.zone.iterdir() if p.name.startswith("plan-")]) == 200
+    assert stale_temps(tree.zone) == []
 
 
 class Crash(Exception):
