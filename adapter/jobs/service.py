@@ -97,6 +97,7 @@ class JobService:
         self._submitted: dict[str, datetime] = {}
         self._queue: asyncio.Queue[str] | None = None
         self._workers: list[asyncio.Task[None]] = []
+        self._binds: asyncio.Queue[tuple[Job, int]] | None = None
         self.spool = JobSpool(settings.clusters.spool_dir)
 
     # -- reads ---------------------------------------------------------------------------------
@@ -162,17 +163,18 @@ class JobService:
     def start(self) -> None:
         """Submitter tasks: jobs are recorded by the API and sbatched by these, several at once
         (each sbatch waits on slurmctld; running a few side by side beats a sequential loop)."""
-        self._queue = asyncio.Queue()
+        self._queue, self._binds = asyncio.Queue(), asyncio.Queue()
         self._workers = [
             asyncio.create_task(self._submitter(), name=f"submitter-{i}")
             for i in range(self.settings.jobs.submitters)
         ]
+        self._workers.append(asyncio.create_task(self._binder(), name="binder"))
 
     async def stop(self) -> None:
         for task in self._workers:
             task.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
-        self._workers, self._queue = [], None
+        self._workers, self._queue, self._binds = [], None, None
 
     async def _submitter(self) -> None:
         assert self._queue is not None
@@ -410,12 +412,32 @@ class JobService:
             await self.backend.cancel(slurm_id)
 
     async def _bind(self, job: Job, slurm_id: int) -> None:
-        """The Slurm id goes into the root plan, and the clear secrets leave the store: the
-        job's 0600 secrets file is what the job reads from now on."""
-        await asyncio.to_thread(self.spool.bind, job, slurm_id)
+        """The clear secrets leave the store (the job's 0600 secrets file is what it reads from
+        now on), and the root plan is bound to the Slurm job: by the binder when it runs."""
         if job.secrets:
             self.store.clear_job_secrets(job.uid)
             job.secrets = {}
+        if self._binds is not None:
+            self._binds.put_nowait((job, slurm_id))
+        else:
+            await asyncio.to_thread(self._bind_all, [(job, slurm_id)])
+
+    async def _binder(self) -> None:
+        """Binds root plans to their Slurm jobs off the submitters' path: all those submitted
+        since its last turn, in one thread hop (milliseconds after sbatch answered)."""
+        assert self._binds is not None
+        while True:
+            batch = [await self._binds.get()]
+            while not self._binds.empty():
+                batch.append(self._binds.get_nowait())
+            await asyncio.to_thread(self._bind_all, batch)
+
+    def _bind_all(self, batch: list[tuple[Job, int]]) -> None:
+        for job, slurm_id in batch:
+            try:
+                self.spool.bind(job, slurm_id)
+            except Exception:  # the uid check still holds; the job runs
+                log.exception("plan not bound to its Slurm job", uid=job.uid, slurm_id=slurm_id)
 
     # -- terminate and delete ------------------------------------------------------------------
 

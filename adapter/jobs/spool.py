@@ -81,8 +81,10 @@ class JobSpool:
         boundary.write_user_files(self.plans, {f"{job.uid}.json": text}, uid=0, gid=0, mode=0o600)
 
     def bind(self, job: Job, slurm_id: int) -> None:
-        """Name the Slurm job in the root plan: from now on only that job gets its mounts."""
-        self.write_plan(job, Owner.of(job.owner), slurm_id)
+        """Name the Slurm job in the root plan: from now on only that job gets its mounts. A
+        plan already removed (a job that ended first) is not made again."""
+        if os.path.exists(self.plan_path(job.uid)):  # root's own directory: nothing to trust
+            self.write_plan(job, Owner.of(job.owner), slurm_id)
 
     def root_plan(self, job: Job, owner: Owner, slurm_id: int | None) -> dict[str, Any]:
         layout = job.info["layout"]
