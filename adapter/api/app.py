@@ -45,7 +45,7 @@ def build_services(settings: Settings, backend: SlurmBackend | None = None) -> S
         store, backend, settings, reconciler.latest, reconciler.take_snapshot
     )
     events = MetricEvents(store)
-    job_service = JobService(store, backend, runner, settings, cluster_service, events)
+    job_service = JobService(store, backend, settings, cluster_service, events)
     cluster_service.held_demand = job_service.held_nodes
     workspace_service = WorkspaceService(store, cluster_service, job_service)
     # Clusters first (they may grow for held jobs), then jobs, then finished deletions.

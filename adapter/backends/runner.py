@@ -32,23 +32,13 @@ class CommandResult:
 
 
 @dataclass(frozen=True, slots=True)
-class Dir:
-    """A directory to create (with its parents) if it is missing, with this mode and owner."""
-
-    path: str
-    mode: int = 0o755
-    owner: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class File:
-    """A file to replace atomically; `durable` also waits for the disk."""
+    """A file to replace atomically, on disk before it replaces the old one."""
 
     path: str
     text: str
     mode: int = 0o644
     owner: str | None = None
-    durable: bool = True
 
 
 class Runner(Protocol):
@@ -75,18 +65,13 @@ class Runner(Protocol):
         text: str,
         mode: int = 0o644,
         owner: str | None = None,
-        durable: bool = True,
     ) -> None:
-        """Replace a file atomically (readers see the old or the new text, never a mix);
-        `durable` also waits for the disk (the partition file; not per-job spool files)."""
+        """Replace a file atomically (readers see the old or the new text, never a mix), on
+        disk before it replaces the old one (the partition file, setup secrets)."""
         ...
 
     async def remove(self, path: str) -> None:
         """Remove a file or a directory tree; a missing one is not an error."""
-        ...
-
-    async def lay_out(self, entries: Sequence[Dir | File]) -> None:
-        """Create these directories and write these files, in order, in one go."""
         ...
 
 
@@ -184,13 +169,8 @@ class LocalRunner:
         text: str,
         mode: int = 0o644,
         owner: str | None = None,
-        durable: bool = True,
     ) -> None:
-        await self.lay_out([File(path, text, mode, owner, durable)])
-
-    async def lay_out(self, entries: Sequence[Dir | File]) -> None:
-        # One thread hop for all of them: a job's spool is a few small files.
-        await asyncio.to_thread(_lay_out, entries)
+        await asyncio.to_thread(_write_file, File(path, text, mode, owner))
 
     async def remove(self, path: str) -> None:
         def remove() -> None:
@@ -201,23 +181,6 @@ class LocalRunner:
                 target.unlink(missing_ok=True)
 
         await asyncio.to_thread(remove)
-
-
-def _lay_out(entries: Sequence[Dir | File]) -> None:
-    for entry in entries:
-        if isinstance(entry, Dir):
-            _make_dir(entry)
-        else:
-            _write_file(entry)
-
-
-def _make_dir(entry: Dir) -> None:
-    target = Path(entry.path)
-    target.mkdir(parents=True, exist_ok=True)
-    target.chmod(entry.mode)
-    if entry.owner is not None:
-        account = pwd.getpwnam(entry.owner)
-        os.chown(target, account.pw_uid, account.pw_gid)
 
 
 def _write_file(entry: File) -> None:
@@ -233,9 +196,8 @@ def _write_file(entry: File) -> None:
             os.fchown(fd, account.pw_uid, account.pw_gid)
         with os.fdopen(fd, "w") as fh:
             fh.write(entry.text)
-            if entry.durable:
-                fh.flush()
-                os.fsync(fh.fileno())
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -19,7 +19,6 @@ import structlog
 from adapter import boundary
 from adapter.auth import Principal
 from adapter.backends.base import SlurmBackend, SlurmJob
-from adapter.backends.runner import Runner
 from adapter.clusters.service import ClusterKey, ClusterService
 from adapter.errors import BackendError, Conflict, InvalidRequest, NotFound
 from adapter.jobs.launch import launch_for
@@ -80,7 +79,6 @@ class JobService:
         self,
         store: Store,
         backend: SlurmBackend,
-        runner: Runner,
         settings: Settings,
         clusters: ClusterService,
         events: MetricEvents,
@@ -88,7 +86,6 @@ class JobService:
         self.events = events
         self.store = store
         self.backend = backend
-        self.runner = runner
         self.settings = settings
         self.clusters = clusters
         self.lock = asyncio.Lock()

@@ -52,9 +52,6 @@ class JobSpool:
     def plan_path(self, uid: str) -> str:
         return f"{self.plans}/{uid}.json"
 
-    def user_plan_path(self, job: Job) -> str:
-        return f"{self.spool_of(job)}/plan.json"
-
     # -- writing -------------------------------------------------------------------------------
 
     def lay_out(self, job: Job, files: dict[str, str], *, crash_midway: bool = False) -> None:

@@ -15,7 +15,6 @@ from typing import Any, cast
 import pytest
 
 from adapter.backends.base import SlurmBackend
-from adapter.backends.runner import Runner
 from adapter.clusters.service import ClusterService
 from adapter.errors import InvalidRequest
 from adapter.jobs.launch import launch_for
@@ -116,7 +115,6 @@ def secrets_text(secrets: dict[str, str]) -> str:
         service = JobService(
             cast(Store, None),
             cast(SlurmBackend, None),
-            cast(Runner, None),
             Settings(clusters={"spool_dir": tmp}),
             cast(ClusterService, None),
             cast(MetricEvents, None),
