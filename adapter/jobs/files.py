@@ -7,7 +7,6 @@ regular files are listed or served.
 
 from __future__ import annotations
 
-import pwd
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +17,7 @@ from urllib.parse import quote as urlquote
 from adapter import boundary
 from adapter.errors import InvalidRequest, NotFound
 from adapter.jobs.signing import UrlSigner
+from adapter.jobs.spool import Owner
 from adapter.jobs.volumes import Volume, adapter_view
 from adapter.store import Job
 
@@ -71,7 +71,7 @@ def job_directory(job: Job, directory_id: str) -> tuple[str, str]:
 
 def owner_uid(job: Job) -> int:
     try:
-        return pwd.getpwnam(job.owner).pw_uid
+        return Owner.of(job.owner).uid
     except KeyError:
         raise NotFound(f"the job's user {job.owner!r} no longer exists on this host") from None
 

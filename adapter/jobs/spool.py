@@ -118,12 +118,13 @@ class JobSpool:
     # -- removing ------------------------------------------------------------------------------
 
     def forget_secrets(self, job: Job) -> None:
-        """The files only a running job needs, and its root plan."""
+        """The files only a running job needs, and its root plan. (A user removed from the host
+        since leaves their files to the removal of the whole spool.)"""
         try:
             uid = Owner.of(job.owner).uid
         except KeyError:
-            uid = -1
-        if uid >= 0:
+            pass
+        else:
             for name in USER_FILES:
                 boundary.remove_user_file(self.spool_of(job), name, uid)
         boundary.remove_user_file(self.plans, f"{job.uid}.json", 0)
