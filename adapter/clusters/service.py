@@ -15,6 +15,7 @@ import structlog
 
 from adapter.auth import Principal
 from adapter.backends.base import PartitionSpec, SlurmBackend
+from adapter.backends.runner import Runner
 from adapter.clusters.inventory import NodeType, resolve_vm_size
 from adapter.clusters.plan import (
     SETUP_COMMENT,
@@ -456,7 +457,7 @@ class ClusterService:
             return None
         path = self._setup_secrets_path(cluster)
         text = "".join(f"{export(name, value)}\n" for name, value in values.items())
-        runner = getattr(self.backend, "runner", None)
+        runner = self._spool_runner()
         if runner is None:
             raise BackendError("this backend cannot place secrets files for setup tasks")
         self._secrets_removed.discard(cluster.uid)
@@ -484,9 +485,14 @@ class ClusterService:
             self._secrets_removed.add(cluster.uid)
             log.info("setup secrets removed", cluster=cluster.name)
 
+    def _spool_runner(self) -> Runner | None:
+        """The runner that places files where the nodes read them (the backend's, if it has one)."""
+        runner: Runner | None = getattr(self.backend, "runner", None)
+        return runner
+
     async def _remove_spool_path(self, path: str) -> bool:
         """Remove a file or directory of the cluster's spool; False if it could not be."""
-        runner = getattr(self.backend, "runner", None)
+        runner = self._spool_runner()
         if runner is None:
             return False
         try:
