@@ -39,6 +39,29 @@ def end(exit_code: int, error: str = "", **fields: Any) -> dict[str, Any]:
     return ev("end", exit=exit_code, error=error, **fields)
 
 
+def decided(
+    job: SlurmJob | None,
+    events: list[dict[str, Any]],
+    *,
+    terminated: bool = False,
+    cluster_gone: bool = False,
+    capped: bool = False,
+    mount_error: str = "",
+) -> Outcome | None:
+    """decide() with this file's cap and limit, and no terminate, deleted cluster or cap
+    unless a test asks for one."""
+    return decide(
+        job,
+        events,
+        terminated=terminated,
+        cluster_gone=cluster_gone,
+        capped=capped,
+        cap=CAP,
+        limit=LIMIT,
+        mount_error=mount_error,
+    )
+
+
 START = ev("start", nodes=1)
 
 
@@ -206,14 +229,12 @@ CASES: dict[str, Case] = {
 @pytest.mark.parametrize("name", list(CASES))
 def test_decide(name: str) -> None:
     case = CASES[name]
-    outcome = decide(
+    outcome = decided(
         case.slurm,
         case.events,
         terminated=case.terminated,
         cluster_gone=case.cluster_gone,
         capped=case.capped,
-        cap=CAP,
-        limit=LIMIT,
         mount_error=case.mount_error,
     )
     assert outcome is not None
@@ -232,18 +253,7 @@ def test_decide(name: str) -> None:
 @pytest.mark.parametrize("state", ["PENDING", "RUNNING", "REQUEUED", "SUSPENDED", "COMPLETING"])
 def test_a_job_slurm_still_runs_has_no_outcome(state: str) -> None:
     events = [START, end(0)]  # even when the script already logged its end
-    assert (
-        decide(
-            slurm(state),
-            events,
-            terminated=True,
-            cluster_gone=True,
-            capped=False,
-            cap=CAP,
-            limit=LIMIT,
-        )
-        is None
-    )
+    assert decided(slurm(state), events, terminated=True, cluster_gone=True) is None
 
 
 def lines(*events: dict[str, Any]) -> str:
@@ -290,15 +300,7 @@ def test_parse_execution_log(text: str, expected: list[dict[str, Any]]) -> None:
 def test_requeued_job_uses_only_the_last_run() -> None:
     # Run 0 was preempted after logging a failure-looking end; run 1 succeeded.
     text = lines(START, end(143, "JobFailed"), ev("start", run=1, nodes=1), end(0))
-    outcome = decide(
-        slurm("COMPLETED", 0),
-        parse_execution_log(text),
-        terminated=False,
-        cluster_gone=False,
-        capped=False,
-        cap=CAP,
-        limit=LIMIT,
-    )
+    outcome = decided(slurm("COMPLETED", 0), parse_execution_log(text))
     assert outcome == Outcome("succeeded", 0)
 
 
@@ -306,15 +308,7 @@ def test_truncated_end_line_falls_back_to_slurm() -> None:
     text = lines(START) + '{"time":"2026-01-01T00:00:00Z","event":"end","exit":0,"err'
     events = parse_execution_log(text)
     assert events == [START]
-    outcome = decide(
-        slurm("TIMEOUT"),
-        events,
-        terminated=False,
-        cluster_gone=False,
-        capped=True,
-        cap=CAP,
-        limit=LIMIT,
-    )
+    outcome = decided(slurm("TIMEOUT"), events, capped=True)
     assert outcome is not None
     assert [e["code"] for e in outcome.errors] == ["LowPriorityTimeLimitExceeded"]
 
@@ -490,14 +484,12 @@ def decide_all_ways(events: list[dict[str, Any]]) -> None:
     ]
     for s in slurms:
         for terminated, cluster_gone, capped in [(False, False, False), (True, True, True)]:
-            outcome = decide(
+            outcome = decided(
                 s,
                 events,
                 terminated=terminated,
                 cluster_gone=cluster_gone,
                 capped=capped,
-                cap=CAP,
-                limit=LIMIT,
                 mount_error="x\n" * 3000,
             )
             assert outcome is not None
@@ -553,29 +545,16 @@ def test_decide_copes_with_any_parsed_log(name: str) -> None:
 
 
 def test_only_the_scripts_own_error_codes_are_reported() -> None:
-    outcome = decide(
-        slurm("FAILED", 1),
-        [START, end(1, "ExecutionLogInvalid")],
-        terminated=False,
-        cluster_gone=False,
-        capped=False,
-        cap=CAP,
-        limit=LIMIT,
-    )
+    outcome = decided(slurm("FAILED", 1), [START, end(1, "ExecutionLogInvalid")])
     assert outcome is not None
     assert [e["code"] for e in outcome.errors] == ["JobFailed"]
 
 
 def test_mount_error_is_cleaned_and_capped() -> None:
     mount_error = "\n\t first\r\nsecond\x00\x1b[31mred\x7f\x85\u2028\u202eevil\ud800 " + "z" * 5000
-    outcome = decide(
+    outcome = decided(
         slurm("FAILED", 1),
         [START, end(1, "VolumeMountFailed")],
-        terminated=False,
-        cluster_gone=False,
-        capped=False,
-        cap=CAP,
-        limit=LIMIT,
         mount_error=mount_error,
     )
     assert outcome is not None
@@ -588,14 +567,9 @@ def test_mount_error_is_cleaned_and_capped() -> None:
 
 
 def test_a_mount_error_of_only_control_characters_falls_back() -> None:
-    outcome = decide(
+    outcome = decided(
         slurm("FAILED", 1),
         [START, end(1, "VolumeMountFailed")],
-        terminated=False,
-        cluster_gone=False,
-        capped=False,
-        cap=CAP,
-        limit=LIMIT,
         mount_error="\n\x00\r\t\x1b",
     )
     assert outcome is not None
