@@ -32,8 +32,8 @@ from adapter.jobs.outcome import (
     parse_execution_log,
 )
 from adapter.jobs.script import JobScript, render_job_script
-from adapter.jobs.spool import LOG_CAP, NOTE_CAP, JobSpool
-from adapter.jobs.volumes import ROOT_KINDS, Volume, resolve_volumes
+from adapter.jobs.spool import LOG_CAP, NOTE_CAP, JobSpool, volumes_of
+from adapter.jobs.volumes import ROOT_KINDS, resolve_volumes
 from adapter.metrics.events import MetricEvents
 from adapter.models.jobs import TOOLKITS, JobCreateParameters
 from adapter.scripts.shell import export
@@ -364,7 +364,7 @@ class JobService:
 
     async def _write_spool(self, job: Job) -> None:
         """The job's spool (its user's), its root plan, and its secrets and rclone config."""
-        volumes = [Volume(**{**v, "remote": v.get("remote") or None}) for v in job.info["volumes"]]
+        volumes = volumes_of(job)
         files: dict[str, str] = {}
         remotes = {v.remote_name: v.remote for v in volumes if v.kind == "rclone" and v.remote}
         if remotes:

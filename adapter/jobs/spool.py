@@ -92,7 +92,7 @@ class JobSpool:
             "slurm_job_id": slurm_id,
             "job_temp": layout["job_temp"],
             "mount_roots": [layout["job_mount_root"], layout["mount_root"]],
-            "volumes": [v.plan() for v in _volumes(job) if v.kind in ROOT_KINDS],
+            "volumes": [v.plan() for v in volumes_of(job) if v.kind in ROOT_KINDS],
         }
 
     def user_plan(self, job: Job) -> dict[str, Any]:
@@ -104,7 +104,7 @@ class JobSpool:
             "spool": spool,
             "job_temp": layout["job_temp"],
             "mount_roots": [layout["job_mount_root"], layout["mount_root"]],
-            "volumes": [v.plan() for v in _volumes(job)],
+            "volumes": [v.plan() for v in volumes_of(job)],
             "rclone_config": f"{spool}/rclone.conf",
         }
 
@@ -139,5 +139,6 @@ class JobSpool:
         return boundary.remove_tree(self.jobs, job.uid, owners)
 
 
-def _volumes(job: Job) -> list[Volume]:
+def volumes_of(job: Job) -> list[Volume]:
+    """The job's resolved volumes, as recorded with it."""
     return [Volume(**{**v, "remote": v.get("remote") or None}) for v in job.info["volumes"]]
