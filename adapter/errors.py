@@ -80,6 +80,13 @@ class InsufficientCapacity(Conflict):
     code = "InsufficientCapacity"
 
 
+class QuotaExceeded(Conflict):
+    """The cluster would take its owner past an operator-set GPU quota (409, as Azure Compute
+    answers a core quota overrun: the request is valid, the current use is what refuses it)."""
+
+    code = "QuotaExceeded"
+
+
 class Unauthorized(RequestError):
     """No valid token (401)."""
 

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -72,6 +72,11 @@ class StorageAccount(BaseModel):
     - `nfs` / `cifs`: kernel mounts made by the root Prolog: `<server>:<export>/<share>` or
       `//<server>/<share>`, with `options`.
     `adapter_path`, if set, is where the bai host sees the same files (for listOutputFiles).
+
+    `users` and `groups` (Unix user and group names) say who may mount the account: a user
+    named in `users`, or in one of `groups` (the primary group counts). Both empty, the
+    default, means every user may: set them on a site shared by several teams. A request naming
+    an account its user may not use is refused with a 400 (adapter.jobs.volumes).
     """
 
     kind: Literal["local", "rclone", "nfs", "cifs"]
@@ -81,6 +86,13 @@ class StorageAccount(BaseModel):
     export: str = ""
     options: str = ""
     adapter_path: str | None = None
+    users: list[str] = Field(default_factory=list)
+    groups: list[str] = Field(default_factory=list)
+
+    @property
+    def restricted(self) -> bool:
+        """Whether only the listed users and groups may use the account."""
+        return bool(self.users or self.groups)
 
 
 class ContainerSettings(BaseModel):
@@ -121,6 +133,59 @@ class MetricsSettings(BaseModel):
     token: str | None = None
 
 
+class ApiSettings(BaseModel):
+    """Bounds on what one request may send (docs/security.md, "Request limits")."""
+
+    # A request body larger than this is refused with 413 before it is read whole. 1 MiB holds
+    # a job with a thousand 1 KiB environment variables; a body's rendered job must also stay
+    # well under Linux's 2 MiB for a process's arguments and environment.
+    max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
+    # Arrays and objects nested deeper than this are refused before the JSON is parsed. The
+    # deepest Batch AI body (a mount's Key Vault reference in a cluster's nodeSetup) has 9; at
+    # most 512 keeps json.loads well inside Python's recursion limit.
+    max_json_depth: Annotated[int, Field(ge=8, le=512)] = 32
+
+
+class AuthSettings(BaseModel):
+    """Which system accounts (root, daemons; adapter/accounts.py) bai may act as anyway
+    (docs/security.md, "Tokens")."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt name must not pass unnoticed
+
+    # Users `bai token create --user` may make tokens for although they are system accounts
+    # (e.g. ["root"] on a lab machine). A token whose user is not allowed is refused (403).
+    allow_system_users: list[str] = Field(default_factory=list)
+    # System accounts a cluster's userAccountSettings.adminUserName may name: its setup task
+    # and SSH account run as that user. Whoever asks, admin token or not.
+    allow_system_run_as: list[str] = Field(default_factory=list)
+
+
+class GpuQuota(BaseModel):
+    """GPUs of each priority one user (or one group's members together) may hold; None is no
+    limit. A GPU counts as held while a cluster holds, or is set to hold, its node."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt limit must not mean "no limit"
+
+    dedicated_gpus: Annotated[int, Field(ge=0)] | None = None
+    lowpriority_gpus: Annotated[int, Field(ge=0)] | None = None
+
+    def limit(self, priority: str) -> int | None:
+        """The limit for `dedicated` or `lowpriority` clusters."""
+        return self.dedicated_gpus if priority == "dedicated" else self.lowpriority_gpus
+
+
+class QuotaSettings(BaseModel):
+    """Operator-set GPU quotas (docs/clusters.md, "Quotas"). `users` by Unix user name, a field
+    left unset there falls back to `default`'s (the per-user quota of everyone); `groups` by
+    Unix group name, each bounding the sum over its members. Every quota that applies holds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    default: GpuQuota = Field(default_factory=GpuQuota)
+    users: dict[str, GpuQuota] = Field(default_factory=dict)
+    groups: dict[str, GpuQuota] = Field(default_factory=dict)
+
+
 class Settings(BaseSettings):
     """Everything an operator can set."""
 
@@ -149,7 +214,10 @@ class Settings(BaseSettings):
     jobs: JobSettings = Field(default_factory=JobSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     containers: ContainerSettings = Field(default_factory=ContainerSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
     storage_accounts: dict[str, StorageAccount] = Field(default_factory=dict)
+    quotas: QuotaSettings = Field(default_factory=QuotaSettings)
 
     @field_validator("vm_size_aliases")
     @classmethod

@@ -18,20 +18,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (
     hash TEXT PRIMARY KEY, unix_user TEXT NOT NULL, admin INTEGER NOT NULL, label TEXT NOT NULL,
-    created TEXT NOT NULL);
+    created TEXT NOT NULL, expires TEXT, last_used TEXT);
 CREATE TABLE IF NOT EXISTS workspaces (
     sub TEXT NOT NULL, rg TEXT NOT NULL COLLATE NOCASE, name TEXT NOT NULL COLLATE NOCASE,
     location TEXT NOT NULL, tags TEXT NOT NULL, created TEXT NOT NULL, state TEXT NOT NULL,
-    state_changed TEXT NOT NULL, PRIMARY KEY (sub, rg, name));
+    state_changed TEXT NOT NULL, owner TEXT NOT NULL, PRIMARY KEY (sub, rg, name));
 CREATE TABLE IF NOT EXISTS experiments (
     sub TEXT NOT NULL, rg TEXT NOT NULL COLLATE NOCASE, ws TEXT NOT NULL COLLATE NOCASE,
     name TEXT NOT NULL COLLATE NOCASE, created TEXT NOT NULL, state TEXT NOT NULL,
-    state_changed TEXT NOT NULL, PRIMARY KEY (sub, rg, ws, name));
+    state_changed TEXT NOT NULL, owner TEXT NOT NULL, PRIMARY KEY (sub, rg, ws, name));
 CREATE TABLE IF NOT EXISTS clusters (
     uid TEXT PRIMARY KEY, sub TEXT NOT NULL, rg TEXT NOT NULL COLLATE NOCASE,
     ws TEXT NOT NULL COLLATE NOCASE, name TEXT NOT NULL COLLATE NOCASE,
@@ -59,11 +59,23 @@ CREATE TABLE IF NOT EXISTS counters (
     name TEXT NOT NULL, labels TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (name, labels));
 CREATE TABLE IF NOT EXISTS operations (
     id TEXT PRIMARY KEY, kind TEXT NOT NULL, target TEXT NOT NULL, status TEXT NOT NULL,
-    error TEXT, created TEXT NOT NULL, updated TEXT NOT NULL);
+    error TEXT, created TEXT NOT NULL, updated TEXT NOT NULL, owner TEXT NOT NULL);
 -- Finished operations stay (their status is still asked for); those in progress are few.
 CREATE INDEX IF NOT EXISTS operations_in_progress ON operations (target)
     WHERE status = 'InProgress';
 """
+
+# What a store of an earlier version gains; columns are appended, so positional INSERTs keep
+# matching. Rows made before owners existed become root's: only admins see them.
+MIGRATIONS = {
+    2: [
+        "ALTER TABLE tokens ADD COLUMN expires TEXT",
+        "ALTER TABLE tokens ADD COLUMN last_used TEXT",
+        "ALTER TABLE workspaces ADD COLUMN owner TEXT NOT NULL DEFAULT 'root'",
+        "ALTER TABLE experiments ADD COLUMN owner TEXT NOT NULL DEFAULT 'root'",
+        "ALTER TABLE operations ADD COLUMN owner TEXT NOT NULL DEFAULT 'root'",
+    ],
+}
 
 
 def now() -> datetime:
@@ -88,6 +100,7 @@ class Workspace:
     created: datetime
     state: str
     state_changed: datetime
+    owner: str  # the Unix user who created it
 
 
 @dataclass
@@ -99,6 +112,7 @@ class Experiment:
     created: datetime
     state: str
     state_changed: datetime
+    owner: str
 
 
 @dataclass
@@ -175,6 +189,7 @@ class Operation:
     error: dict[str, Any] | None
     created: datetime
     updated: datetime
+    owner: str  # who asked for it: only they (and admins) may read its status
 
 
 class Store:
@@ -193,12 +208,21 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.execute("PRAGMA busy_timeout=5000")
+        self._migrate(self._db.execute("PRAGMA user_version").fetchone()[0])
         self._db.executescript(SCHEMA)
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self.path = path
 
     def close(self) -> None:
         self._db.close()
+
+    def _migrate(self, version: int) -> None:
+        if version == 0:
+            return  # a new store: SCHEMA makes every table as it is now
+        with self.transaction() as db:
+            for step in sorted(v for v in MIGRATIONS if v > version):
+                for sql in MIGRATIONS[step]:
+                    db.execute(sql)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -229,25 +253,77 @@ class Store:
 
     # -- tokens --------------------------------------------------------------------------------
 
-    def add_token(self, token_hash: str, user: str, admin: bool, label: str) -> None:
+    @dataclass(frozen=True)
+    class TokenRecord:
+        """A stored token: the SHA-256 of the token (never the token), its user and dates.
+        `expires` None: never (tokens made before expiry existed, and the dev token)."""
+
+        hash: str
+        user: str
+        admin: bool
+        label: str
+        created: datetime
+        expires: datetime | None
+        last_used: datetime | None
+
+    def add_token(
+        self,
+        token_hash: str,
+        user: str,
+        admin: bool,
+        label: str,
+        *,
+        created: datetime,
+        expires: datetime | None,
+    ) -> None:
         self._run(
-            "INSERT INTO tokens VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO tokens (hash, unix_user, admin, label, created, expires, last_used) "
+            "VALUES (?, ?, ?, ?, ?, ?, NULL)",
             token_hash,
             user,
             int(admin),
             label,
-            _ts(now()),
+            _ts(created),
+            _ts(expires) if expires else None,
         )
 
-    def token(self, token_hash: str) -> tuple[str, bool] | None:
-        row = self._one("SELECT unix_user, admin FROM tokens WHERE hash = ?", token_hash)
-        return (row["unix_user"], bool(row["admin"])) if row else None
+    def token(self, token_hash: str) -> Store.TokenRecord | None:
+        row = self._one("SELECT * FROM tokens WHERE hash = ?", token_hash)
+        return self._token_record(row) if row else None
+
+    def tokens(self) -> list[Store.TokenRecord]:
+        """Every token, oldest first."""
+        return [self._token_record(r) for r in self._all("SELECT * FROM tokens ORDER BY created")]
+
+    def touch_token(self, token_hash: str, at: datetime) -> None:
+        self._run("UPDATE tokens SET last_used = ? WHERE hash = ?", _ts(at), token_hash)
+
+    def delete_tokens(self, hashes: list[str]) -> int:
+        """Revoke: the rows go, so the very next request with one of them fails."""
+        with self.transaction() as db:
+            return sum(
+                db.execute("DELETE FROM tokens WHERE hash = ?", (h,)).rowcount for h in hashes
+            )
+
+    @staticmethod
+    def _token_record(row: sqlite3.Row) -> Store.TokenRecord:
+        created = _dt(row["created"])
+        assert created is not None
+        return Store.TokenRecord(
+            hash=row["hash"],
+            user=row["unix_user"],
+            admin=bool(row["admin"]),
+            label=row["label"],
+            created=created,
+            expires=_dt(row["expires"]),
+            last_used=_dt(row["last_used"]),
+        )
 
     # -- workspaces ----------------------------------------------------------------------------
 
     def put_workspace(self, ws: Workspace) -> None:
         self._run(
-            "INSERT INTO workspaces VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sub, rg, name) "
+            "INSERT INTO workspaces VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sub, rg, name) "
             "DO UPDATE SET location = excluded.location, tags = excluded.tags, "
             "state = excluded.state, state_changed = excluded.state_changed",
             ws.sub,
@@ -258,6 +334,7 @@ class Store:
             _ts(ws.created),
             ws.state,
             _ts(ws.state_changed),
+            ws.owner,
         )
 
     def workspace(self, sub: str, rg: str, name: str) -> Workspace | None:
@@ -282,7 +359,7 @@ class Store:
 
     def put_experiment(self, ex: Experiment) -> None:
         self._run(
-            "INSERT INTO experiments VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "INSERT INTO experiments VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (sub, rg, ws, name) DO UPDATE SET state = excluded.state, "
             "state_changed = excluded.state_changed",
             ex.sub,
@@ -292,6 +369,7 @@ class Store:
             _ts(ex.created),
             ex.state,
             _ts(ex.state_changed),
+            ex.owner,
         )
 
     def experiment(self, sub: str, rg: str, ws: str, name: str) -> Experiment | None:
@@ -304,12 +382,17 @@ class Store:
         )
         return _experiment(row) if row else None
 
-    def experiments(self, sub: str, rg: str, ws: str) -> list[Experiment]:
+    def experiments(
+        self, sub: str, rg: str, ws: str, *, limit: int = -1, offset: int = 0
+    ) -> list[Experiment]:
         rows = self._all(
-            "SELECT * FROM experiments WHERE sub = ? AND rg = ? AND ws = ? ORDER BY name",
+            "SELECT * FROM experiments WHERE sub = ? AND rg = ? AND ws = ? ORDER BY name "
+            "LIMIT ? OFFSET ?",
             sub,
             rg,
             ws,
+            limit,
+            offset,
         )
         return [_experiment(r) for r in rows]
 
@@ -489,13 +572,19 @@ class Store:
         row = self._one("SELECT * FROM jobs WHERE uid = ?", uid)
         return _job(row) if row else None
 
-    def jobs(self, sub: str, rg: str, ws: str, exp: str) -> list[Job]:
+    def jobs(
+        self, sub: str, rg: str, ws: str, exp: str, *, limit: int = -1, offset: int = 0
+    ) -> list[Job]:
+        """An experiment's jobs, oldest first; `limit`/`offset` read one page of them."""
         rows = self._all(
-            "SELECT * FROM jobs WHERE sub = ? AND rg = ? AND ws = ? AND exp = ? ORDER BY created",
+            "SELECT * FROM jobs WHERE sub = ? AND rg = ? AND ws = ? AND exp = ? "
+            "ORDER BY created, uid LIMIT ? OFFSET ?",
             sub,
             rg,
             ws,
             exp,
+            limit,
+            offset,
         )
         return [_job(r) for r in rows]
 
@@ -541,7 +630,7 @@ class Store:
 
     def put_operation(self, op: Operation) -> None:
         self._run(
-            "INSERT INTO operations VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+            "INSERT INTO operations VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
             "status = excluded.status, error = excluded.error, updated = excluded.updated",
             op.id,
             op.kind,
@@ -550,6 +639,7 @@ class Store:
             json.dumps(op.error) if op.error else None,
             _ts(op.created),
             _ts(op.updated),
+            op.owner,
         )
 
     def operation(self, op_id: str) -> Operation | None:
@@ -567,13 +657,16 @@ class Store:
             sql, args = sql + " AND kind = ?", [*args, kind]
         return [_operation(row) for row in self._all(sql + " ORDER BY created", *args)]
 
-    def begin_operation(self, kind: str, target: str) -> tuple[Operation, bool]:
-        """The operation of this kind in progress on `target`, or a new one; True if new."""
-        existing = self.operations_in_progress(target=target, kind=kind)
+    def begin_operation(self, kind: str, target: str, owner: str) -> tuple[Operation, bool]:
+        """The operation of this kind in progress on `target` for `owner`, or a new one; True
+        if new. Two users deleting one shared thing each get an operation they may poll."""
+        existing = [
+            op for op in self.operations_in_progress(target=target, kind=kind) if op.owner == owner
+        ]
         if existing:
             return existing[0], False
         t = now()
-        op = Operation(str(uuid.uuid4()), kind, target, "InProgress", None, t, t)
+        op = Operation(str(uuid.uuid4()), kind, target, "InProgress", None, t, t, owner)
         self.put_operation(op)
         return op, True
 
@@ -596,6 +689,7 @@ def _operation(row: sqlite3.Row) -> Operation:
         error=json.loads(row["error"]) if row["error"] else None,
         created=datetime.fromisoformat(row["created"]),
         updated=datetime.fromisoformat(row["updated"]),
+        owner=row["owner"],
     )
 
 
@@ -609,6 +703,7 @@ def _workspace(row: sqlite3.Row) -> Workspace:
         created=datetime.fromisoformat(row["created"]),
         state=row["state"],
         state_changed=datetime.fromisoformat(row["state_changed"]),
+        owner=row["owner"],
     )
 
 
@@ -621,6 +716,7 @@ def _experiment(row: sqlite3.Row) -> Experiment:
         created=datetime.fromisoformat(row["created"]),
         state=row["state"],
         state_changed=datetime.fromisoformat(row["state_changed"]),
+        owner=row["owner"],
     )
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import structlog
 
+from adapter.auth import Principal
 from adapter.clusters.service import ClusterKey, ClusterService
-from adapter.errors import Conflict, NotFound
+from adapter.errors import Conflict, Forbidden
 from adapter.jobs.service import JobKey, JobService
 from adapter.models.workspaces import WorkspaceCreateParameters
 from adapter.snapshot import Snapshot
 from adapter.store import Experiment, Operation, Store, Workspace, now
+from adapter.tenancy import can_see, check_sharing, missing_experiment, missing_workspace
 
 log = structlog.get_logger(__name__)
 
@@ -26,40 +28,69 @@ class WorkspaceService:
     def get(self, sub: str, rg: str, name: str) -> Workspace:
         ws = self.store.workspace(sub, rg, name)
         if ws is None:
-            raise NotFound(f"workspace {rg}/{name} does not exist", target="workspaceName")
+            raise missing_workspace(rg, name)
         return ws
 
-    def create(self, sub: str, rg: str, name: str, body: WorkspaceCreateParameters) -> Workspace:
+    def create(
+        self, sub: str, rg: str, name: str, body: WorkspaceCreateParameters, principal: Principal
+    ) -> Workspace:
+        """Create a workspace owned by the caller, or update the caller's own (a PUT again).
+
+        Workspace names are one namespace per resource group for the whole site, so a name
+        another user holds cannot be taken: that is a 409 that says nothing of the holder.
+        Members of a shared workspace see it, but only its owner or an admin may change it.
+        """
         existing = self.store.workspace(sub, rg, name)
         if existing is not None:
+            if not can_see(principal, existing):
+                raise Conflict(
+                    f"the workspace name {rg}/{name} is taken; choose another name or another "
+                    "resource group",
+                    target="workspaceName",
+                )
             if existing.state == "deleting":
                 raise Conflict(f"workspace {rg}/{name} is being deleted; retry once it is gone")
+            self._require_owner(principal, existing)
+            check_sharing(body.tags, principal, existing.owner)
             existing.tags, existing.location = body.tags, body.location
             self.store.put_workspace(existing)
             return existing
+        check_sharing(body.tags, principal, principal.user)
         t = now()
-        ws = Workspace(sub, rg, name, body.location, body.tags, t, "succeeded", t)
+        ws = Workspace(sub, rg, name, body.location, body.tags, t, "succeeded", t, principal.user)
         self.store.put_workspace(ws)
-        log.info("workspace created", workspace=f"{rg}/{name}")
+        log.info("workspace created", workspace=f"{rg}/{name}", owner=principal.user)
         return ws
 
-    def update_tags(self, sub: str, rg: str, name: str, tags: dict[str, str]) -> Workspace:
-        ws = self.get(sub, rg, name)
+    def update_tags(self, ws: Workspace, tags: dict[str, str], principal: Principal) -> Workspace:
+        self._require_owner(principal, ws)
+        check_sharing(tags, principal, ws.owner)
         ws.tags = tags
         self.store.put_workspace(ws)
         return ws
 
-    async def delete(self, sub: str, rg: str, name: str) -> Operation:
-        ws = self.get(sub, rg, name)
-        op, _ = self.store.begin_operation("delete-workspace", f"workspace:{sub}/{rg}/{name}")
+    @staticmethod
+    def _require_owner(principal: Principal, ws: Workspace) -> None:
+        if not principal.admin and principal.user != ws.owner:
+            raise Forbidden(
+                f"workspace {ws.rg}/{ws.name} is shared with you; only its owner or an admin may "
+                "change or delete it",
+                target="workspaceName",
+            )
+
+    async def delete(self, ws: Workspace, principal: Principal) -> Operation:
+        self._require_owner(principal, ws)
+        sub, rg, name = ws.sub, ws.rg, ws.name
+        target = f"workspace:{sub}/{rg}/{name}"
+        op, _ = self.store.begin_operation("delete-workspace", target, principal.user)
         if ws.state != "deleting":
             ws.state, ws.state_changed = "deleting", now()
             self.store.put_workspace(ws)
             log.info("workspace deletion started", workspace=f"{rg}/{name}")
         for ex in self.store.experiments(sub, rg, name):
-            await self.delete_experiment(sub, rg, name, ex.name)
+            await self._delete_experiment(ex, principal.user)
         for cluster in self.store.clusters(sub, rg, name):
-            await self.clusters.delete(ClusterKey(sub, rg, name, cluster.name))
+            await self.clusters.delete(ClusterKey(sub, rg, name, cluster.name), principal.user)
         self.finish_deletions()
         return op
 
@@ -87,30 +118,34 @@ class WorkspaceService:
     def experiment(self, sub: str, rg: str, ws: str, name: str) -> Experiment:
         ex = self.store.experiment(sub, rg, ws, name)
         if ex is None:
-            raise NotFound(f"experiment {rg}/{ws}/{name} does not exist", target="experimentName")
+            raise missing_experiment(rg, ws, name)
         return ex
 
-    def create_experiment(self, sub: str, rg: str, ws: str, name: str) -> Experiment:
-        workspace = self.get(sub, rg, ws)
+    def create_experiment(self, workspace: Workspace, name: str, owner: str) -> Experiment:
+        sub, rg, ws = workspace.sub, workspace.rg, workspace.name
         if workspace.state == "deleting":
             raise Conflict(f"workspace {rg}/{ws} is being deleted")
         existing = self.store.experiment(sub, rg, ws, name)
         if existing is not None:
             return existing
         t = now()
-        ex = Experiment(sub, rg, ws, name, t, "succeeded", t)
+        ex = Experiment(sub, rg, ws, name, t, "succeeded", t, owner)
         self.store.put_experiment(ex)
         return ex
 
-    async def delete_experiment(self, sub: str, rg: str, ws: str, name: str) -> Operation:
+    async def delete_experiment(self, ex: Experiment, owner: str) -> Operation:
         """Deleting an experiment deletes its jobs (terminating running ones) first."""
-        ex = self.experiment(sub, rg, ws, name)
+        op = await self._delete_experiment(ex, owner)
+        self.finish_deletions()
+        return op
+
+    async def _delete_experiment(self, ex: Experiment, owner: str) -> Operation:
+        sub, rg, ws, name = ex.sub, ex.rg, ex.ws, ex.name
         target = f"experiment:{sub}/{rg}/{ws}/{name}"
-        op, _ = self.store.begin_operation("delete-experiment", target)
+        op, _ = self.store.begin_operation("delete-experiment", target, owner)
         if ex.state != "deleting":
             ex.state, ex.state_changed = "deleting", now()
             self.store.put_experiment(ex)
         for job in self.store.jobs(sub, rg, ws, name):
-            await self.jobs.delete(JobKey(sub, rg, ws, name, job.name))
-        self.finish_deletions()
+            await self.jobs.delete(JobKey(sub, rg, ws, name, job.name), owner)
         return op

@@ -12,8 +12,9 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapter import __version__
-from adapter.api import errors
+from adapter.api import errors, openapi
 from adapter.api.deps import Services
+from adapter.api.limits import BodyLimit
 from adapter.api.routes import clusters, files, jobs, metrics, operations, workspaces
 from adapter.backends.base import SlurmBackend
 from adapter.backends.cli import CliBackend
@@ -66,6 +67,7 @@ def build_services(settings: Settings, backend: SlurmBackend | None = None) -> S
         job_service,
         signer,
         exposition,
+        job_service.tenancy,
     )
 
 
@@ -153,8 +155,10 @@ def create_app(svc: Services, *, run_reconciler: bool = True) -> FastAPI:
     app = FastAPI(title="bai", version=__version__, lifespan=lifespan)
     app.state.services = svc
     errors.install(app)
+    openapi.install(app)  # /openapi.json with bodies and replies (built at first request)
     for module in (workspaces, clusters, jobs, files, operations, metrics):
         app.include_router(module.router)
 
+    app.add_middleware(BodyLimit, limits=svc.settings.api)  # inside RequestContext: 413s logged
     app.add_middleware(RequestContext, exposition=svc.exposition)
     return app

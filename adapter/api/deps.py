@@ -13,9 +13,11 @@ from adapter.errors import InvalidRequest, Unauthorized
 from adapter.jobs.service import JobService
 from adapter.jobs.signing import UrlSigner
 from adapter.metrics.exposition import Exposition
+from adapter.models.common import check_subscription
 from adapter.reconciler import Reconciler
 from adapter.settings import Settings
 from adapter.store import Store
+from adapter.tenancy import Tenancy
 from adapter.workspaces import WorkspaceService
 
 API_VERSION = "2018-05-01"
@@ -33,6 +35,7 @@ class Services:
     jobs: JobService
     signer: UrlSigner
     exposition: Exposition
+    tenancy: Tenancy
 
 
 def services_of(request: Request) -> Services:
@@ -47,6 +50,10 @@ async def services(request: Request) -> Services:
 
 
 async def api_version(request: Request) -> None:
+    """Every ARM route's first check: the api-version, then the subscription id's form."""
+    sub = request.path_params.get("sub")
+    if sub is not None:
+        check_subscription(sub)
     version = request.query_params.get("api-version")
     if version is None:
         raise InvalidRequest(
@@ -67,10 +74,9 @@ async def principal(request: Request) -> Principal:
             "send 'Authorization: Bearer <token>'; an operator makes tokens with "
             "`bai token create --user NAME`"
         )
-    found = authenticate(services_of(request).store, token.strip())
-    if found is None:
-        raise Unauthorized("the bearer token is not valid; ask an operator for a new one")
-    return found
+    svc = services_of(request)
+    # Read from the store on every request: a revoke or an expiry counts from the next one.
+    return authenticate(svc.store, token.strip(), policy=svc.settings.auth)
 
 
 def base_url(request: Request) -> str:

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from adapter.errors import BackendError, BackendUnavailable, InvalidRequest, RequestError
 
@@ -73,6 +74,23 @@ def install(app: FastAPI) -> None:
         ]
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         return cloud_error(exc.status, exc.code, exc.message, exc.target, details, headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # No such route (404) or method (405): a CloudError too, which an SDK can read.
+        if exc.status_code == 404:
+            message = (
+                f"bai has no operation {request.method} {request.url.path}; it serves "
+                "workspaces, experiments, clusters and jobs of Batch AI 2018-05-01 (no "
+                "fileServers)"
+            )
+            return cloud_error(404, "NotFound", message)
+        if exc.status_code == 405:
+            message = f"{request.method} is not an operation of {request.url.path}"
+            return cloud_error(405, "MethodNotAllowed", message, headers=dict(exc.headers or {}))
+        return cloud_error(
+            exc.status_code, "HttpError", str(exc.detail), headers=dict(exc.headers or {})
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from adapter.backends.base import PartitionSpec, SlurmJob, SlurmNode
 from adapter.clusters.inventory import REASON_PREFIX
+from adapter.errors import QuotaExceeded
 from adapter.models.clusters import ScaleSettings
 from adapter.settings import ClusterSettings
 from adapter.store import Cluster, ClusterNode
@@ -60,13 +61,20 @@ def drain_reason(cluster: Cluster) -> str:
     return f"{REASON_PREFIX} setup task failed on cluster {cluster.ws}/{cluster.name}"
 
 
-def partition_spec(cluster: Cluster, nodes: Sequence[str], cfg: ClusterSettings) -> PartitionSpec:
-    """The Slurm partition of a cluster (DESIGN.md 2)."""
+def partition_spec(
+    cluster: Cluster,
+    nodes: Sequence[str],
+    cfg: ClusterSettings,
+    allow_groups: tuple[str, ...] = (),
+) -> PartitionSpec:
+    """The Slurm partition of a cluster (DESIGN.md 2); `allow_groups` are the Unix groups
+    whose users may run in it (adapter.tenancy.slurm_groups), empty for every user."""
     deleting = cluster.provisioning_state == "deleting"
     if cluster.priority == "lowpriority":
         return PartitionSpec(
             name=cluster.partition,
             nodes=tuple(sorted(nodes)),
+            allow_groups=allow_groups,
             priority_tier=cfg.lowpriority_priority_tier,
             preempt_mode="REQUEUE",
             grace_time_seconds=cfg.lowpriority_grace_time_seconds,
@@ -76,6 +84,7 @@ def partition_spec(cluster: Cluster, nodes: Sequence[str], cfg: ClusterSettings)
     return PartitionSpec(
         name=cluster.partition,
         nodes=tuple(sorted(nodes)),
+        allow_groups=allow_groups,
         priority_tier=cfg.dedicated_priority_tier,
         preempt_mode="OFF",
         state="DRAIN" if deleting else "UP",
@@ -93,12 +102,17 @@ class World:
     low_shared: Mapping[str, int]  # node -> how many other low-priority clusters use it
     held_demand: int  # nodes wanted by bai jobs waiting for this cluster to grow
     now: datetime
+    allow_groups: tuple[str, ...] = ()  # who may run in the partition (empty: everyone)
+    # The most nodes the owner's GPU quotas let the cluster hold, and the binding quota in
+    # words (adapter.clusters.quotas); None when no quota applies.
+    quota_nodes: int | None = None
+    quota: str = ""
 
 
 def plan_cluster(cluster: Cluster, world: World, cfg: ClusterSettings) -> ClusterPlan:
     """The next steps for one cluster."""
     rows = {name: replace(row) for name, row in cluster.nodes.items()}
-    plan = ClusterPlan(nodes=rows, partition=partition_spec(cluster, [], cfg))
+    plan = ClusterPlan(nodes=rows, partition=partition_spec(cluster, [], cfg, world.allow_groups))
     mine = [j for j in world.jobs if j.partition == cluster.partition]
     running_on: dict[str, list[SlurmJob]] = {}
     for job in mine:
@@ -122,12 +136,14 @@ def plan_cluster(cluster: Cluster, world: World, cfg: ClusterSettings) -> Cluste
         desired = _desired_count(cluster, rows, mine, world, cfg)
         active = [n for n, r in rows.items() if r.state != "leaving"]
         if desired > len(active):
+            desired = _within_quota(cluster, desired, len(active), len(rows), plan, world)
+        if desired > len(active):
             _grow(cluster, rows, plan, desired - len(active), world)
         elif desired < len(active):
             _shrink(cluster, rows, plan, len(active) - desired, running_on, world)
 
     members = [n for n, r in rows.items() if r.state != "leaving"]
-    plan.partition = partition_spec(cluster, members, cfg)
+    plan.partition = partition_spec(cluster, members, cfg, world.allow_groups)
     return plan
 
 
@@ -221,6 +237,26 @@ def _desired_count(
         )
         desired = len(active) - expired
     return max(auto.minimum_node_count, min(auto.maximum_node_count, desired))
+
+
+def _within_quota(
+    cluster: Cluster, desired: int, active: int, held: int, plan: ClusterPlan, world: World
+) -> int:
+    """Growth stops at the quota's headroom. Leaving nodes still count (they are held until
+    their jobs end); a cluster already past the quota (lowered since) keeps its nodes."""
+    if world.quota_nodes is None:
+        return desired
+    most = world.quota_nodes - (held - active)
+    if desired <= most:
+        return desired
+    plan.notes.append(
+        {
+            "code": QuotaExceeded.code,
+            "message": f"wanted {desired} {cluster.node_type} node(s) but {world.quota}, so the "
+            f"cluster holds at most {world.quota_nodes}; it grows when the quota allows",
+        }
+    )
+    return max(active, most)
 
 
 def _grow(

@@ -13,9 +13,11 @@ from typing import Any
 
 import structlog
 
+from adapter.accounts import system_account
 from adapter.auth import Principal
 from adapter.backends.base import PartitionSpec, SlurmBackend
 from adapter.backends.runner import Runner
+from adapter.clusters import quotas
 from adapter.clusters.inventory import NodeType, resolve_vm_size
 from adapter.clusters.plan import (
     SETUP_COMMENT,
@@ -25,13 +27,23 @@ from adapter.clusters.plan import (
     reservation_name,
     scale_of,
 )
-from adapter.errors import BackendError, Conflict, InsufficientCapacity, InvalidRequest, NotFound
+from adapter.errors import (
+    BackendError,
+    Conflict,
+    InsufficientCapacity,
+    InvalidRequest,
+    NotFound,
+    QuotaExceeded,
+)
+from adapter.jobs.volumes import resolve_volumes
 from adapter.models.clusters import ClusterCreateParameters, ScaleSettings
 from adapter.scripts.setup_task import SetupJob, render_setup_script, setup_output_suffix
 from adapter.scripts.shell import expand_path, export
-from adapter.settings import Settings
+from adapter.settings import QuotaSettings, Settings
 from adapter.snapshot import Snapshot
 from adapter.store import Cluster, Operation, Store, now
+from adapter.tenancy import missing_cluster, slurm_groups
+from adapter.unix import groups_of, primary_group
 
 log = structlog.get_logger(__name__)
 
@@ -110,7 +122,7 @@ class ClusterService:
     def get(self, key: ClusterKey) -> Cluster:
         cluster = self.store.cluster(key.sub, key.rg, key.ws, key.name)
         if cluster is None:
-            raise NotFound(f"cluster {key} does not exist", target="clusterName")
+            raise missing_cluster(key.rg, key.ws, key.name)
         return cluster
 
     async def fresh_snapshot(self) -> Snapshot:
@@ -152,7 +164,21 @@ class ClusterService:
                     {"AZ_BATCHAI_MOUNT_ROOT": self.settings.clusters.mount_root},
                     field="properties.nodeSetup.setupTask.stdOutErrPathPrefix",
                 )
+            # Checked as the cluster's owner; each job mounts them again as its own user, and
+            # is checked so (adapter/jobs/volumes.py).
+            resolve_volumes(
+                (wire.get("nodeSetup") or {}).get("mountVolumes"),
+                field="properties.nodeSetup.mountVolumes",
+                root=self.settings.clusters.mount_root,
+                accounts=self.settings.storage_accounts,
+                dev_root=str(dev) if (dev := self.settings.dev_storage_root) else None,
+                unmanaged_allowed=self.settings.jobs.unmanaged_mounts,
+                user=principal.user,
+            )
             uid = str(uuid.uuid4())
+            self._check_quota(
+                principal.user, props.vm_priority, node_type, props.scale_settings, snap, None
+            )
             notes = self._check_capacity(
                 props.vm_priority, node_type, props.scale_settings, snap, exclude=None, current=0
             )
@@ -201,6 +227,7 @@ class ClusterService:
             if node_type is None:
                 raise InvalidRequest(f"node type {cluster.node_type} is gone from Slurm")
             active = sum(1 for r in cluster.nodes.values() if r.state != "leaving")
+            self._check_quota(cluster.owner, cluster.priority, node_type, scale, snap, cluster)
             notes = self._check_capacity(
                 cluster.priority, node_type, scale, snap, exclude=cluster.uid, current=active
             )
@@ -210,10 +237,10 @@ class ClusterService:
             log.info("cluster scale changed", cluster=str(key), scale=scale.wire())
             return await self._converge_locked(cluster, snap)
 
-    async def delete(self, key: ClusterKey) -> Operation:
+    async def delete(self, key: ClusterKey, owner: str) -> Operation:
         async with self.lock:
             cluster = self.get(key)
-            op = self._operation("delete-cluster", cluster.uid)
+            op = self.store.begin_operation("delete-cluster", cluster.uid, owner)[0]
             if cluster.provisioning_state != "deleting":
                 t = now()
                 cluster.provisioning_state, cluster.provisioning_changed = "deleting", t
@@ -225,22 +252,28 @@ class ClusterService:
                 log.warning("cluster deletion waits for Slurm", error=str(exc))
             return op
 
-    def _operation(self, kind: str, target: str) -> Operation:
-        return self.store.begin_operation(kind, target)[0]
-
     # -- validation ----------------------------------------------------------------------------
 
-    @staticmethod
-    def _check_admin(user: str, ssh_key: str | None) -> None:
+    def _check_admin(self, user: str, ssh_key: str | None) -> None:
         field = "properties.userAccountSettings"
         try:
-            pwd.getpwnam(user)
+            account = pwd.getpwnam(user)
         except KeyError:
             raise InvalidRequest(
                 f"{field}.adminUserName {user!r} is not a Unix user on the cluster; bai does not "
                 "create accounts: use an existing user (yours) or ask the operator to add it",
                 target=f"{field}.adminUserName",
             ) from None
+        # The setup task and the SSH account run as this user: an admin token must not make
+        # them root's unless the operator says so (docs/security.md, "Tokens").
+        reason = system_account(account)
+        if reason and user not in self.settings.auth.allow_system_run_as:
+            raise InvalidRequest(
+                f"{field}.adminUserName {user!r} is a system account ({reason}); the cluster's "
+                "setup task and SSH account run as it, so bai refuses it unless the operator "
+                "lists it in the setting auth.allow_system_run_as; use a person's user",
+                target=f"{field}.adminUserName",
+            )
         if ssh_key is not None and not SSH_KEY.match(ssh_key.strip()):
             raise InvalidRequest(
                 f"{field}.adminUserSshPublicKey is not an OpenSSH public key line "
@@ -298,6 +331,61 @@ class ClusterService:
             ]
         return []
 
+    def _check_quota(
+        self,
+        owner: str,
+        priority: str,
+        node_type: NodeType,
+        scale: ScaleSettings,
+        snap: Snapshot,
+        cluster: Cluster | None,
+    ) -> None:
+        """Refuse a cluster (`cluster` None) or a new scale of `cluster` that would take its
+        owner past a GPU quota. What counts: a manual target; an autoscale minimum, or at
+        creation the initial count if more. A scale that claims no more nodes than the cluster
+        already counts passes, so a quota lowered since never blocks a shrink."""
+        if scale.manual is not None:
+            nodes = scale.manual.target_node_count
+            target = "properties.scaleSettings.manual.targetNodeCount"
+        else:
+            auto = scale.auto_scale
+            assert auto is not None
+            nodes, target = auto.minimum_node_count, "properties.scaleSettings.autoScale"
+            if cluster is None and min(auto.initial_node_count, auto.maximum_node_count) > nodes:
+                nodes = min(auto.initial_node_count, auto.maximum_node_count)
+                target += ".initialNodeCount"
+            else:
+                target += ".minimumNodeCount"
+        if cluster is not None and nodes <= quotas.held_nodes(cluster):
+            return
+        others = [c for c in self.store.clusters() if cluster is None or c.uid != cluster.uid]
+        view = self._quota_view(owner, others, snap)
+        why = quotas.over_quota(owner, priority, nodes, node_type, *view)
+        if why is not None:
+            raise QuotaExceeded(why, target=target)
+
+    def _quota_view(
+        self, owner: str, others: list[Cluster], snap: Snapshot
+    ) -> tuple[list[quotas.Holding], quotas.Groups, QuotaSettings]:
+        """What the quota arithmetic needs for `owner`: the other clusters' holdings and the
+        groups of everyone involved (looked up now: a membership change counts at once)."""
+        cfg = self.settings.quotas
+        if not quotas.configured(cfg):
+            return [], {}, cfg
+        held = quotas.holdings(others, snap.types)
+        users = [owner, *(c.owner for c in others)]
+        return held, quotas.memberships(users, cfg, groups_of), cfg
+
+    def _quota_room(
+        self, cluster: Cluster, others: list[Cluster], snap: Snapshot
+    ) -> quotas.Room | None:
+        """The binding quota of a cluster's owner, with what the other clusters count."""
+        node_type = snap.types.get(cluster.node_type)
+        if node_type is None or node_type.gpus == 0 or not quotas.configured(self.settings.quotas):
+            return None
+        held, groups, cfg = self._quota_view(cluster.owner, others, snap)
+        return next(iter(quotas.rooms(cluster.owner, cluster.priority, held, groups, cfg)), None)
+
     def _dedicated_owned(self, exclude: str | None) -> set[str]:
         return {
             node
@@ -353,6 +441,7 @@ class ClusterService:
                 for n in c.nodes:
                     low_shared[n] = low_shared.get(n, 0) + 1
         node_type = snap.types.get(cluster.node_type)
+        room = self._quota_room(cluster, others, snap)
         return World(
             nodes=snap.nodes,
             jobs=snap.jobs,
@@ -363,7 +452,21 @@ class ClusterService:
             low_shared=low_shared,
             held_demand=self.held_demand(cluster) + extra_demand,
             now=now(),
+            allow_groups=self._allow_groups(cluster),
+            quota_nodes=None
+            if room is None or node_type is None
+            else max(0, room.gpus) // node_type.gpus,
+            quota=quotas.room_text(room) if room else "",
         )
+
+    def _allow_groups(self, cluster: Cluster) -> tuple[str, ...]:
+        """Slurm holds the line bai holds: only users who see the cluster's workspace (and its
+        admin user, whose setup tasks run there) may run in its partition, plain sbatch too."""
+        ws = self.store.workspace(cluster.sub, cluster.rg, cluster.ws)
+        if ws is None:  # a workspace being deleted last: its owner's group stays enough
+            return tuple(g for g in (primary_group(cluster.owner),) if g)
+        admin = cluster.properties.get("userAccountSettings", {}).get("adminUserName")
+        return slurm_groups(ws, [cluster.owner, *([admin] if admin else [])])
 
     async def _execute(self, cluster: Cluster, plan: ClusterPlan, snap: Snapshot) -> None:
         b = self.backend
@@ -516,7 +619,10 @@ class ClusterService:
         if state != cluster.allocation_state:
             cluster.allocation_state, cluster.allocation_changed = state, t
         failed = [n for n, r in cluster.nodes.items() if r.state == "failed"]
-        kept = [e for e in cluster.errors if e.get("code") not in {SETUP_FAILED}]
+        # A QuotaExceeded entry stays only while the planner still finds growth held back.
+        kept = [
+            e for e in cluster.errors if e.get("code") not in {SETUP_FAILED, QuotaExceeded.code}
+        ]
         if plan.notes:
             kept = [e for e in kept if e.get("code") not in {n["code"] for n in plan.notes}]
             kept += plan.notes

@@ -22,6 +22,27 @@ class JobLayout:
     outputs: dict[str, str]  # AZ_BATCHAI_OUTPUT_<ID>
     inputs: dict[str, str]  # AZ_BATCHAI_INPUT_<ID>
 
+    def own_dirs(self) -> list[str]:
+        """The job's own directories under each output prefix (`<prefix>/<segment>`): closed
+        to other users, they keep the job's stdouterr and outputs private."""
+        tail = f"/{self.segment}"
+        paths = [self.stdouterr, *self.outputs.values()]
+        return sorted({p[: p.index(tail + "/") + len(tail)] for p in paths if tail + "/" in p})
+
+    def prefixes(self) -> list[str]:
+        """The output prefixes themselves (stdOutErrPathPrefix, each pathPrefix)."""
+        return [d[: -len(self.segment) - 1] for d in self.own_dirs()]
+
+    def namespace_dirs(self) -> list[str]:
+        """The levels between each prefix and the job's own directory (`<sub>`, `<rg>`, ...
+        `<job>`), parents first: every user's jobs under a prefix share them."""
+        parts = self.segment.split("/")[:-1]  # all but the job's uid
+        return [
+            "/".join([prefix, *parts[: i + 1]])
+            for prefix in self.prefixes()
+            for i in range(len(parts))
+        ]
+
     @property
     def execution_log(self) -> str:
         return f"{self.spool}/execution.log"

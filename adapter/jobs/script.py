@@ -47,6 +47,9 @@ class JobScript:
     host_path: Sequence[str] = field(default_factory=tuple)
     srun_mpi: str = "none"
     user_volumes: bool = False  # local or rclone volumes, which `teardown` undoes at the end
+    # The group that may read the job's stdouterr and outputs (of a shared workspace), else only
+    # the job's user may.
+    share_group: str | None = None
 
 
 def render_job_script(job: JobScript) -> str:
@@ -214,10 +217,19 @@ def _prepare_nodes(job: JobScript) -> list[str]:
 def _directories(job: JobScript) -> list[str]:
     lay = job.layout
     dirs = " ".join(quote(d) for d in [lay.stdouterr, lay.shared_temp, *lay.outputs.values()])
+    fail = "{ bai_end 1 OutputDirectoryFailed; exit 1; }"
     lines = [
         "",
         "# -- directories and logs (outputs exist, owned by the job user, before the job runs)",
-        f"mkdir -p -- {dirs} || {{ bai_end 1 OutputDirectoryFailed; exit 1; }}",
+        f"mkdir -p -- {' '.join(quote(p) for p in lay.prefixes())} || {fail}",
+        # The levels from <sub> to <job> are every user's (sticky, as /tmp): another user's
+        # job under the same prefix makes its own beside them. The job's own directory, below,
+        # is closed.
+        f"for d in {' '.join(quote(d) for d in lay.namespace_dirs())}; do",
+        f'  [ -d "$d" ] || mkdir -m 1777 -- "$d" 2>/dev/null || [ -d "$d" ] || {fail}',
+        "done",
+        f"mkdir -p -- {dirs} || {fail}",
+        *_private(job),
         'cp -f "$BAI_EXEC_LOG" "$BAI_STDOUTERR/execution.log"',
         'exec >>"$BAI_STDOUTERR/stdout.txt" 2>>"$BAI_STDOUTERR/stderr.txt"',
         'cd "$AZ_BATCHAI_JOB_TEMP" || exit 1',
@@ -230,6 +242,17 @@ def _directories(job: JobScript) -> list[str]:
             f'was not used\\""  # image: {_comment(job.image_not_used)}'
         )
     return lines
+
+
+def _private(job: JobScript) -> list[str]:
+    """The job's own directories: its user's alone, or its shared workspace group's too."""
+    own = " ".join(quote(d) for d in job.layout.own_dirs())
+    if job.share_group is None:
+        return [f"chmod 0700 -- {own} || {{ bai_end 1 OutputDirectoryFailed; exit 1; }}"]
+    return [
+        f"chgrp -- {quote(job.share_group)} {own} && chmod 2750 -- {own} ||"
+        " { bai_end 1 OutputDirectoryFailed; exit 1; }"
+    ]
 
 
 def _job_preparation(job: JobScript) -> list[str]:

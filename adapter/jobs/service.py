@@ -40,6 +40,8 @@ from adapter.scripts.shell import export
 from adapter.settings import Settings
 from adapter.snapshot import Snapshot
 from adapter.store import Cluster, Job, Operation, Store, now
+from adapter.tenancy import Tenancy, missing_job, shared_groups
+from adapter.unix import groups_of
 
 log = structlog.get_logger(__name__)
 
@@ -85,6 +87,7 @@ class JobService:
     ) -> None:
         self.events = events
         self.store = store
+        self.tenancy = Tenancy(store)
         self.backend = backend
         self.settings = settings
         self.clusters = clusters
@@ -102,7 +105,7 @@ class JobService:
     def get(self, key: JobKey) -> Job:
         job = self.store.job(key.sub, key.rg, key.ws, key.exp, key.name)
         if job is None:
-            raise NotFound(f"job {key} does not exist", target="jobName")
+            raise missing_job(key.rg, key.ws, key.exp, key.name)
         return job
 
     def held_nodes(self, cluster: Cluster) -> int:
@@ -124,7 +127,7 @@ class JobService:
             )
         props = body.properties
         wire = body.wire()["properties"]
-        cluster = self._cluster(props.cluster.id)
+        cluster = self._cluster(props.cluster.id, principal)
         async with self.lock:
             existing = self.store.job(key.sub, key.rg, key.ws, key.exp, key.name)
             if existing is not None:
@@ -193,7 +196,15 @@ class JobService:
         finally:
             self._in_flight.discard(uid)
 
-    def _cluster(self, cluster_id: str) -> Cluster:
+    def _share_group(self, key: JobKey, user: str) -> str | None:
+        """The group that reads the job's files: the first (by name) of its workspace's groups
+        its user is in; mode bits name one group, the API serves every member."""
+        ws = self.store.workspace(key.sub, key.rg, key.ws)
+        mine = groups_of(user)
+        return next((g for g in shared_groups(ws.tags) if g in mine), None) if ws else None
+
+    def _cluster(self, cluster_id: str, principal: Principal) -> Cluster:
+        """The job's cluster: one of a workspace its user sees (another's is a missing one)."""
         m = CLUSTER_ID.match(cluster_id)
         if not m:
             raise InvalidRequest(
@@ -203,7 +214,11 @@ class JobService:
             )
         key = ClusterKey(m["sub"], m["rg"], m["ws"], m["name"])
         cluster = self.store.cluster(key.sub, key.rg, key.ws, key.name)
-        if cluster is None or cluster.provisioning_state == "deleting":
+        if (
+            cluster is None
+            or cluster.provisioning_state == "deleting"
+            or not self.tenancy.may_use(principal, cluster)
+        ):
             raise InvalidRequest(
                 f"properties.cluster.id: cluster {key} does not exist",
                 target="properties.cluster.id",
@@ -254,6 +269,7 @@ class JobService:
             accounts=cfg.storage_accounts,
             dev_root=dev_root,
             unmanaged_allowed=cfg.jobs.unmanaged_mounts,
+            user=principal.user,  # the job's owner mounts the cluster's volumes too
         )
         volumes = resolve(
             (cluster.properties.get("nodeSetup") or {}).get("mountVolumes"),
@@ -317,6 +333,7 @@ class JobService:
                 image_not_used=image if cfg.containers.runtime == "host" else None,
                 host_path=cfg.containers.host_path,
                 srun_mpi=cfg.jobs.srun_mpi,
+                share_group=self._share_group(key, principal.user),
                 user_volumes=any(v.kind not in ROOT_KINDS for v in volumes),
             )
         )
@@ -438,23 +455,23 @@ class JobService:
 
     # -- terminate and delete ------------------------------------------------------------------
 
-    async def terminate(self, key: JobKey) -> Operation | None:
+    async def terminate(self, key: JobKey, owner: str) -> Operation | None:
         """Queued or running -> failed (via terminating); a finished job is left as it is."""
         async with self.lock:
             job = self.get(key)
             if job.final:
                 return None
             await self._request_terminate(job)
-            return self._operation("terminate-job", job.uid)
+            return self._operation("terminate-job", job.uid, owner)
 
-    async def delete(self, key: JobKey) -> Operation:
+    async def delete(self, key: JobKey, owner: str) -> Operation:
         async with self.lock:
             job = self.get(key)
             if not job.final:
                 await self._request_terminate(job)
             job.provisioning_state, job.provisioning_changed = "deleting", now()
             self.store.put_job(job)
-            op = self._operation("delete-job", job.uid)
+            op = self._operation("delete-job", job.uid, owner)
             await self._finish_deletion(job)
             return op
 
@@ -480,8 +497,8 @@ class JobService:
         self._complete_operations(job.uid)
         log.info("job deleted", job=job.name, uid=job.uid)
 
-    def _operation(self, kind: str, target: str) -> Operation:
-        op, new = self.store.begin_operation(kind, target)
+    def _operation(self, kind: str, target: str, owner: str) -> Operation:
+        op, new = self.store.begin_operation(kind, target, owner)
         if new and kind == "terminate-job":
             job = self.store.job_by_uid(target)
             if job is None or (job.final and job.provisioning_state != "deleting"):

@@ -56,9 +56,10 @@ def admin(service: Service) -> Iterator[Api]:
 
 
 @pytest.fixture
-def workspace(admin: Api) -> str:
+def workspace(admin: Api, alice: Api) -> str:
+    """A workspace of alice's (admin sees it too), in the admin fixture's resource group."""
     name = f"ws-{uuid.uuid4().hex[:6]}"
-    admin.workspace(name)
+    alice.workspace(name)
     return name
 
 

@@ -31,6 +31,8 @@ TEST_ENV = {
     # In-process submission, as in the dev service, without the fallback to sbatch: a binding
     # that cannot be built fails the suite instead of going unnoticed.
     "BAI_SLURM__CLIENT": "libslurm",
+    # The suite's admin tokens are root's (the dev service allows no system account).
+    "BAI_AUTH__ALLOW_SYSTEM_USERS": '["root"]',
 }
 
 
@@ -93,6 +95,8 @@ class Service:
         key = f"{user}:{admin}"
         if key not in self.tokens:
             argv = [str(Path(sys.executable).parent / "bai"), "token", "create", "--user", user]
+            # Short-lived and labelled: `bai token revoke --label e2e` clears a run's tokens.
+            argv += ["--label", "e2e", "--expires", "1d"]
             out = subprocess.run(
                 argv + (["--admin"] if admin else []),
                 env={**os.environ, **self.env},
@@ -277,6 +281,25 @@ class Api:
 def counts(props: dict[str, Any]) -> dict[str, int]:
     """nodeStateCounts without the NodeCount suffix."""
     return {k.removesuffix("NodeCount"): v for k, v in props["nodeStateCounts"].items()}
+
+
+def sdk(service: Service, user: str) -> Any:
+    """The official SDK (7.0.0) as `user` (a non-admin token), against the service."""
+    from azure.core.credentials import AccessToken
+    from azure.mgmt.batchai import BatchAI
+
+    class Token:
+        def get_token(self, *scopes: str, **kw: Any) -> AccessToken:
+            return AccessToken(service.token(user), 2**31)
+
+    return BatchAI(
+        Token(),
+        "00000000-0000-0000-0000-000000000000",
+        base_url=service.url,
+        connection_verify=service.ca,
+        polling_interval=0.2,
+        retry_total=0,
+    )
 
 
 def bai(service: Service, token: str, rg: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -368,7 +368,8 @@ def test_low_priority_job_is_preempted_by_dedicated_work_on_a_shared_node(
         "--signal=B:USR1@60",
     )
     wait_job(victim, lambda j: j.state == "RUNNING")
-    winner = submit(ded_part, "sleep 3", user="bob")
+    # root's: the dedicated cluster is the admin's, in alice's workspace (bob may not use it).
+    winner = submit(ded_part, "sleep 3", user="root")
 
     wait_job(winner, lambda j: j.state in {"RUNNING", "COMPLETED"} and j.nodes == (shared,))
     preempted = job(victim)

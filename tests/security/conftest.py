@@ -21,7 +21,6 @@ from tests.e2e.conftest import (  # noqa: F401  (fixtures and the failure report
     pytest_runtest_makereport,
     service,
     storage_dir,
-    workspace,
 )
 from tests.e2e.service import Api, Service
 
@@ -36,6 +35,16 @@ def bob(service: Service, admin: Api) -> Iterator[Api]:  # noqa: F811
     api = Api(service, service.token("bob"), rg=admin.rg)
     yield api
     api.close()
+
+
+@pytest.fixture
+def workspace(admin: Api, alice: Api) -> str:  # noqa: F811
+    """alice's workspace, shared by an admin with bob's group: the attacks below are about
+    jobs on one cluster (tenancy itself is attacked in test_tenancy)."""
+    name = f"ws-{uuid.uuid4().hex[:6]}"
+    alice.workspace(name)
+    admin.call("PATCH", admin.path("workspaces", name), {"tags": {"bai-groups": "bob"}})
+    return name
 
 
 @pytest.fixture
@@ -62,8 +71,8 @@ def cluster(alice: Api, workspace: str) -> str:  # noqa: F811
 
 
 def own_dir(out: Path, user: str) -> Path:
-    """A world-writable directory of its own under `out` for one user's jobs: the directories
-    one user's job makes below a prefix are that user's (0755), closed to another's jobs."""
+    """A world-writable directory of its own under `out` for one user's jobs, so that what an
+    attack plants or finds there is that user's alone."""
     path = out / user
     path.mkdir(exist_ok=True)
     path.chmod(0o1777)

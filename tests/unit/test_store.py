@@ -4,6 +4,7 @@ a job's secrets cleared for good."""
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from tests.unit.jobs.factories import stored_job
 
 def op(n: int, kind: str, target: str, status: str = "InProgress") -> Operation:
     t = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=n)
-    return Operation(f"op{n}", kind, target, status, None, t, t)
+    return Operation(f"op{n}", kind, target, status, None, t, t, "alice")
 
 
 def test_operations_in_progress_by_target_and_kind(tmp_path: Path) -> None:
@@ -52,16 +53,59 @@ def test_operations_in_progress_by_target_and_kind(tmp_path: Path) -> None:
 def test_begin_operation_returns_the_one_in_progress_or_a_new_one(tmp_path: Path) -> None:
     store = Store(tmp_path / "bai.db")
 
-    first, new = store.begin_operation("delete-job", "a")
-    again, again_new = store.begin_operation("delete-job", "a")
-    other, other_new = store.begin_operation("terminate-job", "a")
+    first, new = store.begin_operation("delete-job", "a", "alice")
+    again, again_new = store.begin_operation("delete-job", "a", "alice")
+    other, other_new = store.begin_operation("terminate-job", "a", "alice")
+    # Another user deleting the same (shared) thing gets an operation of their own to poll.
+    bobs, bobs_new = store.begin_operation("delete-job", "a", "bob")
 
-    assert (new, again_new, other_new) == (True, False, True)
-    assert again == first and other.id != first.id
+    assert (new, again_new, other_new, bobs_new) == (True, False, True, True)
+    assert again == first and other.id != first.id and bobs.id != first.id
+    assert (first.owner, bobs.owner) == ("alice", "bob")
     assert store.operation(first.id) == first and first.status == "InProgress"
     store.succeed_operations("a")
-    after, after_new = store.begin_operation("delete-job", "a")
+    assert store.operation(bobs.id).status == "Succeeded"  # type: ignore[union-attr]
+    after, after_new = store.begin_operation("delete-job", "a", "alice")
     assert after_new and after.id != first.id
+
+
+def test_a_version_1_store_gains_owners_and_token_columns(tmp_path: Path) -> None:
+    path = tmp_path / "bai.db"
+    old = sqlite3.connect(path)
+    old.executescript(
+        """
+        CREATE TABLE workspaces (
+            sub TEXT NOT NULL, rg TEXT NOT NULL COLLATE NOCASE, name TEXT NOT NULL COLLATE NOCASE,
+            location TEXT NOT NULL, tags TEXT NOT NULL, created TEXT NOT NULL,
+            state TEXT NOT NULL, state_changed TEXT NOT NULL, PRIMARY KEY (sub, rg, name));
+        CREATE TABLE experiments (
+            sub TEXT NOT NULL, rg TEXT NOT NULL COLLATE NOCASE, ws TEXT NOT NULL COLLATE NOCASE,
+            name TEXT NOT NULL COLLATE NOCASE, created TEXT NOT NULL, state TEXT NOT NULL,
+            state_changed TEXT NOT NULL, PRIMARY KEY (sub, rg, ws, name));
+        CREATE TABLE operations (
+            id TEXT PRIMARY KEY, kind TEXT NOT NULL, target TEXT NOT NULL,
+            status TEXT NOT NULL, error TEXT, created TEXT NOT NULL, updated TEXT NOT NULL);
+        CREATE TABLE tokens (
+            hash TEXT PRIMARY KEY, unix_user TEXT NOT NULL, admin INTEGER NOT NULL,
+            label TEXT NOT NULL, created TEXT NOT NULL);
+        INSERT INTO workspaces VALUES ('s', 'rg', 'w', 'eastus', '{}',
+            '2026-01-01T00:00:00+00:00', 'succeeded', '2026-01-01T00:00:00+00:00');
+        INSERT INTO operations VALUES ('op1', 'delete-job', 'a', 'InProgress', NULL,
+            '2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00');
+        PRAGMA user_version=1;
+        """
+    )
+    old.close()
+
+    store = Store(path)
+
+    ws = store.workspace("s", "rg", "w")
+    assert ws is not None and ws.owner == "root"  # only admins see what predates owners
+    o = store.operation("op1")
+    assert o is not None and o.owner == "root"
+    assert store._db.execute("PRAGMA user_version").fetchone()[0] == 2
+    store.close()
+    assert Store(path).workspace("s", "rg", "w") is not None  # reopening migrates nothing twice
 
 
 def test_set_slurm_id_writes_only_the_id_and_reports_a_terminate(tmp_path: Path) -> None:
@@ -103,3 +147,18 @@ def test_clear_job_secrets_drops_them_for_good(tmp_path: Path) -> None:
     other = store.job_by_uid("u2")
     assert other is not None and other.secrets == {"OTHER": "kept"}
     store.clear_job_secrets("gone")  # no such job: nothing happens
+
+
+def test_jobs_are_read_one_page_at_a_time_in_a_stable_order(tmp_path: Path) -> None:
+    store = Store(tmp_path / "bai.db")
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    for n in range(5):
+        store.put_job(stored_job(f"u{n}", name=f"j{n}", created=t + timedelta(seconds=n % 2)))
+
+    everything = [j.name for j in store.jobs("s", "rg", "ws", "exp")]
+    pages = [
+        [j.name for j in store.jobs("s", "rg", "ws", "exp", limit=2, offset=o)] for o in (0, 2, 4)
+    ]
+
+    assert everything == ["j0", "j2", "j4", "j1", "j3"]  # by creation, ties by uid
+    assert pages == [["j0", "j2"], ["j4", "j1"], ["j3"]]

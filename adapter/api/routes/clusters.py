@@ -1,4 +1,5 @@
-"""Clusters and their nodes' SSH coordinates (reference/sdk.md section 4)."""
+"""Clusters and their nodes' SSH coordinates (reference/sdk.md section 4); who sees what is
+adapter.tenancy's."""
 
 from __future__ import annotations
 
@@ -30,16 +31,11 @@ def _key(sub: str, rg: str, ws: str, name: str) -> ClusterKey:
 
 @router.get(WS + "/clusters")
 def list_clusters(
-    sub: str,
-    rg: str,
-    ws: str,
-    request: Request,
-    _p: Caller,
-    s: Svc,
+    sub: str, rg: str, ws: str, request: Request, p: Caller, s: Svc
 ) -> dict[str, Any]:
     check_resource_group(rg)
     check_name("workspaceName", ws)
-    s.workspaces.get(sub, rg, ws)
+    s.tenancy.workspace(p, sub, rg, ws)
     snap = s.reconciler.latest()
     items = [cluster_resource(c, snap) for c in s.store.clusters(sub, rg, ws)]
     return page(request, items, base_url(request))
@@ -47,15 +43,13 @@ def list_clusters(
 
 @router.put(CLUSTER)
 async def create(
-    sub: str,
-    rg: str,
-    ws: str,
-    name: str,
-    request: Request,
-    p: Caller,
-    s: Svc,
+    sub: str, rg: str, ws: str, name: str, request: Request, p: Caller, s: Svc
 ) -> dict[str, Any]:
     key = _key(sub, rg, ws, name)
+    workspace = s.tenancy.workspace(p, sub, rg, ws)
+    existing = s.store.cluster(sub, rg, ws, name)
+    if existing is not None:
+        s.tenancy.require_change(p, workspace, existing.owner, f"cluster {name}", "clusterName")
     body = await parse_body(request, ClusterCreateParameters)
     cluster = await s.clusters.create(key, body, p)
     return cluster_resource(cluster, s.reconciler.latest())
@@ -63,61 +57,40 @@ async def create(
 
 @router.patch(CLUSTER)
 async def update(
-    sub: str,
-    rg: str,
-    ws: str,
-    name: str,
-    request: Request,
-    p: Caller,
-    s: Svc,
+    sub: str, rg: str, ws: str, name: str, request: Request, p: Caller, s: Svc
 ) -> dict[str, Any]:
     key = _key(sub, rg, ws, name)
+    workspace, cluster = s.tenancy.cluster(p, sub, rg, ws, name)
+    s.tenancy.require_change(p, workspace, cluster.owner, f"cluster {name}", "clusterName")
     body = await parse_body(request, ClusterUpdateParameters)
-    p.require_user(s.clusters.get(key).owner, "clusterName")
     cluster = await s.clusters.update(key, body.properties.scale_settings)
     return cluster_resource(cluster, s.reconciler.latest())
 
 
 @router.get(CLUSTER)
-def get(
-    sub: str,
-    rg: str,
-    ws: str,
-    name: str,
-    _p: Caller,
-    s: Svc,
-) -> dict[str, Any]:
-    return cluster_resource(s.clusters.get(_key(sub, rg, ws, name)), s.reconciler.latest())
+def get(sub: str, rg: str, ws: str, name: str, p: Caller, s: Svc) -> dict[str, Any]:
+    _key(sub, rg, ws, name)
+    return cluster_resource(s.tenancy.cluster(p, sub, rg, ws, name)[1], s.reconciler.latest())
 
 
 @router.delete(CLUSTER)
 async def delete(
-    sub: str,
-    rg: str,
-    ws: str,
-    name: str,
-    request: Request,
-    p: Caller,
-    s: Svc,
+    sub: str, rg: str, ws: str, name: str, request: Request, p: Caller, s: Svc
 ) -> Response:
     key = _key(sub, rg, ws, name)
-    p.require_user(s.clusters.get(key).owner, "clusterName")
-    op = await s.clusters.delete(key)
+    workspace, cluster = s.tenancy.cluster(p, sub, rg, ws, name)
+    s.tenancy.require_change(p, workspace, cluster.owner, f"cluster {name}", "clusterName")
+    op = await s.clusters.delete(key, p.user)
     s.reconciler.kick()
     return accepted(op, base_url(request), sub)
 
 
 @router.api_route(CLUSTER + "/listRemoteLoginInformation", methods=["POST", "GET"])
 def remote_login(
-    sub: str,
-    rg: str,
-    ws: str,
-    name: str,
-    request: Request,
-    _p: Caller,
-    s: Svc,
+    sub: str, rg: str, ws: str, name: str, request: Request, p: Caller, s: Svc
 ) -> dict[str, Any]:
-    cluster = s.clusters.get(_key(sub, rg, ws, name))
+    _key(sub, rg, ws, name)
+    cluster = s.tenancy.cluster(p, sub, rg, ws, name)[1]
     logins = remote_logins(cluster.nodes, s.reconciler.latest(), s.settings.remote_login)
     items = [{"nodeId": r.node_id, "ipAddress": r.ip_address, "port": r.port} for r in logins]
     return page(request, items, base_url(request))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -21,9 +22,10 @@ router = APIRouter()
     JOB + "/listOutputFiles", methods=["POST", "GET"], dependencies=[Depends(api_version)]
 )
 def list_output_files(
-    sub: str, rg: str, ws: str, exp: str, name: str, request: Request, _p: Caller, s: Svc
+    sub: str, rg: str, ws: str, exp: str, name: str, request: Request, p: Caller, s: Svc
 ) -> dict[str, Any]:
-    job = s.jobs.get(_key(sub, rg, ws, exp, name))
+    _key(sub, rg, ws, exp, name)
+    job = s.tenancy.job(p, sub, rg, ws, exp, name)[1]
     query = request.query_params
     directory_id = query.get("outputdirectoryid")
     if not directory_id:
@@ -55,11 +57,11 @@ def list_output_files(
 
 @router.get("/bai/files/{path:path}")
 def download(path: str, request: Request, s: Svc) -> Response:
-    """A file behind a signed URL; no bearer token (the signature is the permission)."""
-    try:
-        expires = int(request.query_params.get("se", "0"))
-    except ValueError:
-        expires = 0
+    """A file behind a signed URL; no bearer token (the signature is the permission). Any
+    malformed `se` or `sig` (not ASCII, not a number, too long) is the same 401 as a bad one."""
+    se = request.query_params.get("se", "")
+    # ASCII digits only: int() would also take '١٢٣', ' 12' and '1_2', and refuse 5000 digits.
+    expires = int(se) if re.fullmatch(r"[0-9]{1,12}", se) else 0
     if not s.signer.verify(path, expires, request.query_params.get("sig", "")):
         raise Unauthorized("the download link is not valid or has expired; list the files again")
     uid, _, rest = path.partition("/")

@@ -1,4 +1,4 @@
-"""Operation status endpoints, usages (node capacity per type) and the operations list."""
+"""Operation status endpoints, usages (nodes and GPU quotas per type) and the operations list."""
 
 from __future__ import annotations
 
@@ -9,17 +9,16 @@ from fastapi.responses import JSONResponse
 
 from adapter.api.deps import Caller, Svc, api_version, base_url
 from adapter.api.paging import page
-from adapter.errors import NotFound
+from adapter.clusters import quotas
+from adapter.unix import groups_of
 
 router = APIRouter(dependencies=[Depends(api_version)])
 ROOT = "/subscriptions/{sub}/providers/Microsoft.BatchAI"
 
 
 @router.get(ROOT + "/operationresults/{op_id}")
-def operation_result(sub: str, op_id: str, _p: Caller, s: Svc) -> Response:
-    op = s.store.operation(op_id)
-    if op is None:
-        raise NotFound(f"operation {op_id} does not exist", target="operationId")
+def operation_result(sub: str, op_id: str, p: Caller, s: Svc) -> Response:
+    op = s.tenancy.operation(p, op_id)
     if op.status == "InProgress":
         return Response(status_code=202, headers={"Retry-After": "1"})
     if op.status == "Failed":
@@ -28,10 +27,8 @@ def operation_result(sub: str, op_id: str, _p: Caller, s: Svc) -> Response:
 
 
 @router.get(ROOT + "/operationstatuses/{op_id}")
-def operation_status(sub: str, op_id: str, _p: Caller, s: Svc) -> dict[str, Any]:
-    op = s.store.operation(op_id)
-    if op is None:
-        raise NotFound(f"operation {op_id} does not exist", target="operationId")
+def operation_status(sub: str, op_id: str, p: Caller, s: Svc) -> dict[str, Any]:
+    op = s.tenancy.operation(p, op_id)
     body: dict[str, Any] = {"id": op.id, "name": op.id, "status": op.status}
     if op.error:
         body["error"] = op.error
@@ -43,21 +40,30 @@ def usages(
     sub: str,
     location: str,
     request: Request,
-    _p: Caller,
+    p: Caller,
     s: Svc,
 ) -> dict[str, Any]:
-    """Nodes per node type: `<type> dedicated nodes` counts nodes owned by dedicated clusters
-    against the type's size; `<type> nodes` counts usable nodes."""
+    """Per node type, the nodes dedicated clusters own (`<type> dedicated nodes`) and the
+    usable nodes (`<type> usable nodes`), site-wide for everyone; then GPU use and limits
+    (adapter.clusters.quotas.usages): the caller's, or the site's for an admin."""
     snap = s.reconciler.latest()
+    types = snap.types if snap else {}
+    clusters = s.store.clusters()
     owned: dict[str, set[str]] = {}
-    for cluster in s.store.clusters():
+    for cluster in clusters:
         if cluster.priority == "dedicated":
             owned.setdefault(cluster.node_type, set()).update(cluster.nodes)
     items = []
-    for t in snap.types.values() if snap else []:
+    for t in types.values():
         usable = [n for n in t.nodes if snap is not None and snap.nodes[n].usable]
         items.append(_usage(f"{t.name} dedicated nodes", len(owned.get(t.name, ())), len(t.nodes)))
         items.append(_usage(f"{t.name} usable nodes", len(usable), len(t.nodes)))
+    cfg = s.settings.quotas
+    held = quotas.holdings(clusters, types)
+    caller = None if p.admin else p.user
+    groups = quotas.memberships([p.user, *(c.owner for c in clusters)], cfg, groups_of)
+    rows = quotas.usages(caller, types, held, groups, cfg)
+    items += [_usage(r.name, r.current, r.limit) for r in rows]
     return page(request, items, base_url(request))
 
 

@@ -1,4 +1,4 @@
-"""Workspaces and experiments (reference/sdk.md section 4)."""
+"""Workspaces and experiments (reference/sdk.md section 4); who sees what is adapter.tenancy's."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from adapter.api.body import parse_body
 from adapter.api.deps import Caller, Svc, api_version, base_url
 from adapter.api.lro import accepted
-from adapter.api.paging import page
+from adapter.api.paging import page, page_rows, window
 from adapter.api.resources import experiment_resource, workspace_resource
 from adapter.models.common import check_name, check_resource_group
 from adapter.models.workspaces import WorkspaceCreateParameters, WorkspaceUpdateParameters
@@ -25,129 +25,79 @@ def _names(rg: str, ws: str) -> None:
 
 
 @router.get(SUB + "/providers/Microsoft.BatchAI/workspaces")
-def list_all(sub: str, request: Request, _p: Caller, s: Svc) -> dict[str, Any]:
-    items = [workspace_resource(w) for w in s.store.workspaces(sub)]
+def list_all(sub: str, request: Request, p: Caller, s: Svc) -> dict[str, Any]:
+    items = [workspace_resource(w) for w in s.tenancy.workspaces(p, sub)]
     return page(request, items, base_url(request))
 
 
 @router.get(SUB + "/resourceGroups/{rg}/providers/Microsoft.BatchAI/workspaces")
-def list_by_group(
-    sub: str,
-    rg: str,
-    request: Request,
-    _p: Caller,
-    s: Svc,
-) -> dict[str, Any]:
+def list_by_group(sub: str, rg: str, request: Request, p: Caller, s: Svc) -> dict[str, Any]:
     check_resource_group(rg)
-    items = [workspace_resource(w) for w in s.store.workspaces(sub, rg)]
+    items = [workspace_resource(w) for w in s.tenancy.workspaces(p, sub, rg)]
     return page(request, items, base_url(request))
 
 
 @router.put(WS)
-async def create(
-    sub: str,
-    rg: str,
-    ws: str,
-    request: Request,
-    _p: Caller,
-    s: Svc,
-) -> dict[str, Any]:
+async def create(sub: str, rg: str, ws: str, request: Request, p: Caller, s: Svc) -> dict[str, Any]:
     _names(rg, ws)
     body = await parse_body(request, WorkspaceCreateParameters)
-    return workspace_resource(s.workspaces.create(sub, rg, ws, body))
+    return workspace_resource(s.workspaces.create(sub, rg, ws, body, p))
 
 
 @router.patch(WS)
-async def update(
-    sub: str,
-    rg: str,
-    ws: str,
-    request: Request,
-    _p: Caller,
-    s: Svc,
-) -> dict[str, Any]:
+async def update(sub: str, rg: str, ws: str, request: Request, p: Caller, s: Svc) -> dict[str, Any]:
     _names(rg, ws)
+    workspace = s.tenancy.workspace(p, sub, rg, ws)
     body = await parse_body(request, WorkspaceUpdateParameters)
-    return workspace_resource(s.workspaces.update_tags(sub, rg, ws, body.tags))
+    return workspace_resource(s.workspaces.update_tags(workspace, body.tags, p))
 
 
 @router.get(WS)
-def get(sub: str, rg: str, ws: str, _p: Caller, s: Svc) -> dict[str, Any]:
+def get(sub: str, rg: str, ws: str, p: Caller, s: Svc) -> dict[str, Any]:
     _names(rg, ws)
-    return workspace_resource(s.workspaces.get(sub, rg, ws))
+    return workspace_resource(s.tenancy.workspace(p, sub, rg, ws))
 
 
 @router.delete(WS)
-async def delete(
-    sub: str,
-    rg: str,
-    ws: str,
-    request: Request,
-    p: Caller,
-    s: Svc,
-) -> Response:
+async def delete(sub: str, rg: str, ws: str, request: Request, p: Caller, s: Svc) -> Response:
     _names(rg, ws)
-    if not p.admin:
-        for cluster in s.store.clusters(sub, rg, ws):
-            p.require_user(cluster.owner, "workspaceName")
-    op = await s.workspaces.delete(sub, rg, ws)
+    op = await s.workspaces.delete(s.tenancy.workspace(p, sub, rg, ws), p)
     return accepted(op, base_url(request), sub)
 
 
 @router.get(WS + "/experiments")
 def list_experiments(
-    sub: str,
-    rg: str,
-    ws: str,
-    request: Request,
-    _p: Caller,
-    s: Svc,
+    sub: str, rg: str, ws: str, request: Request, p: Caller, s: Svc
 ) -> dict[str, Any]:
     _names(rg, ws)
-    s.workspaces.get(sub, rg, ws)
-    items = [experiment_resource(e) for e in s.store.experiments(sub, rg, ws)]
-    return page(request, items, base_url(request))
+    s.tenancy.workspace(p, sub, rg, ws)
+    w = window(request)
+    rows = s.store.experiments(sub, rg, ws, limit=w.fetch, offset=w.skip)
+    return page_rows(request, rows, experiment_resource, base_url(request), w)
 
 
 @router.put(WS + "/experiments/{name}")
-def create_experiment(
-    sub: str,
-    rg: str,
-    ws: str,
-    name: str,
-    _p: Caller,
-    s: Svc,
-) -> dict[str, Any]:
+def create_experiment(sub: str, rg: str, ws: str, name: str, p: Caller, s: Svc) -> dict[str, Any]:
     _names(rg, ws)
     check_name("experimentName", name)
-    return experiment_resource(s.workspaces.create_experiment(sub, rg, ws, name))
+    workspace = s.tenancy.workspace(p, sub, rg, ws)
+    return experiment_resource(s.workspaces.create_experiment(workspace, name, p.user))
 
 
 @router.get(WS + "/experiments/{name}")
-def get_experiment(
-    sub: str,
-    rg: str,
-    ws: str,
-    name: str,
-    _p: Caller,
-    s: Svc,
-) -> dict[str, Any]:
+def get_experiment(sub: str, rg: str, ws: str, name: str, p: Caller, s: Svc) -> dict[str, Any]:
     _names(rg, ws)
     check_name("experimentName", name)
-    return experiment_resource(s.workspaces.experiment(sub, rg, ws, name))
+    return experiment_resource(s.tenancy.experiment(p, sub, rg, ws, name)[1])
 
 
 @router.delete(WS + "/experiments/{name}")
 async def delete_experiment(
-    sub: str,
-    rg: str,
-    ws: str,
-    name: str,
-    request: Request,
-    _p: Caller,
-    s: Svc,
+    sub: str, rg: str, ws: str, name: str, request: Request, p: Caller, s: Svc
 ) -> Response:
     _names(rg, ws)
     check_name("experimentName", name)
-    op = await s.workspaces.delete_experiment(sub, rg, ws, name)
+    workspace, ex = s.tenancy.experiment(p, sub, rg, ws, name)
+    s.tenancy.require_change(p, workspace, ex.owner, f"experiment {name}", "experimentName")
+    op = await s.workspaces.delete_experiment(ex, p.user)
     return accepted(op, base_url(request), sub)

@@ -37,6 +37,7 @@ def resolve(
     dev_root: str | None = None,
     allowed: tuple[str, ...] = (),
     accounts: Mapping[str, StorageAccount] = ACCOUNTS,
+    user: str = "alice",
 ) -> list[Volume]:
     return resolve_volumes(
         volumes,
@@ -45,6 +46,7 @@ def resolve(
         accounts=accounts,
         dev_root=dev_root,
         unmanaged_allowed=allowed,
+        user=user,
     )
 
 
@@ -100,10 +102,42 @@ def test_azure_file_share_url_must_name_account_and_share(url: str) -> None:
     assert error.target == f"{FIELD}.azureFileShares[0].azureFileUrl"
 
 
-def test_azure_file_share_name_must_be_plain() -> None:
-    error = refused(afs("https://localacct.file.core.windows.net/..%2Fetc"))
-    assert error.target == f"{FIELD}.azureFileShares[0]"
-    assert "not a plain name" in error.message
+@pytest.mark.parametrize(
+    "share", ["..%2Fetc", "..", "ab", "a" * 64, "Share", "-share", "share-", "sh--are", "sh_are"]
+)
+def test_azure_file_share_name_follows_azure_rules(share: str) -> None:
+    error = refused(afs(f"https://localacct.file.core.windows.net/{share}"))
+    target = f"{FIELD}.azureFileShares[0].azureFileUrl"
+    assert (error.target, error.message) == (
+        target,
+        f"{target}: share {share!r} must be 3 to 63 lowercase letters, digits and hyphens, "
+        "starting and ending with a letter or digit, with no two hyphens in a row "
+        "(Azure's rule for shares and containers)",
+    )
+
+
+@pytest.mark.parametrize("share", ["abc", "a" * 63, "my-share-01", "0logs"])
+def test_azure_share_and_container_names_azure_accepts(share: str) -> None:
+    volumes = {
+        **afs(f"https://localacct.file.core.windows.net/{share}"),
+        "azureBlobFileSystems": [
+            {"accountName": "localacct", "containerName": share, "relativeMountPath": "b"}
+        ],
+    }
+    a, b = resolve(volumes)
+    assert a.source == b.source == f"/srv/storage/localacct/{share}"
+
+
+@pytest.mark.parametrize("container", ["", "..", "a/b", "C1", "c1-", "ab", "a" * 64])
+def test_blob_container_name_follows_azure_rules(container: str) -> None:
+    volumes = {
+        "azureBlobFileSystems": [
+            {"accountName": "localacct", "containerName": container, "relativeMountPath": "b"}
+        ]
+    }
+    error = refused(volumes, dev_root="/dev-storage")
+    assert error.target == f"{FIELD}.azureBlobFileSystems[0].containerName"
+    assert error.message.startswith(f"{error.target}: container {container!r} must be 3 to 63 ")
 
 
 def test_blob_container_through_rclone() -> None:
@@ -111,28 +145,28 @@ def test_blob_container_through_rclone() -> None:
         "azureBlobFileSystems": [
             {
                 "accountName": "rcacct",
-                "containerName": "c1",
+                "containerName": "cont1",
                 "relativeMountPath": "blob",
                 "mountOptions": "--read-only",
             },
-            {"accountName": "my.blob-acct", "containerName": "c2", "relativeMountPath": "b2"},
+            {"accountName": "my.blob-acct", "containerName": "cont2", "relativeMountPath": "b2"},
         ]
     }
     v, w = resolve(volumes)
     assert (v.kind, v.source, v.options, v.mountpoint) == (
         "rclone",
-        "bai-rcacct:c1",
+        "bai-rcacct:cont1",
         "--read-only",
         f"{ROOT}/blob",
     )
     assert v.remote_name == "bai-rcacct" and v.remote is not None
     assert v.remote["secret_access_key"] == "hunter2"
-    assert v.adapter_path == "/mnt/adapter/rc/c1"
+    assert v.adapter_path == "/mnt/adapter/rc/cont1"
     assert "hunter2" not in repr(v.plan())  # the node helper's plan never carries secrets
     assert set(v.plan()) == {"label", "kind", "source", "options", "mountpoint"}
     assert (w.remote_name, w.source, w.adapter_path) == (
         "bai-my_blob-acct",
-        "bai-my_blob-acct:c2",
+        "bai-my_blob-acct:cont2",
         None,
     )
 
@@ -182,8 +216,69 @@ def test_file_servers_never_fall_back_to_dev_storage() -> None:
     assert "storage_accounts.ghost" in error.message
 
 
+@pytest.mark.parametrize(
+    ("directory", "source"),
+    [
+        (None, "fs1:/exports"),
+        ("", "fs1:/exports"),
+        ("/", "fs1:/exports"),
+        ("team-1/data.v2", "fs1:/exports/team-1/data.v2"),
+        ("/team-1/data/", "fs1:/exports/team-1/data"),  # a path on the export: '/' is fine
+    ],
+)
+def test_file_server_source_directory(directory: str | None, source: str) -> None:
+    ref = {"fileServer": {"id": "/x/fileServers/nas"}, "relativeMountPath": "nfs"}
+    [v] = resolve({"fileServers": [{**ref, "sourceDirectory": directory}]})
+    assert v.source == source
+
+
+@pytest.mark.parametrize(
+    "directory", ["..", "../etc", "/a/../../etc", "a/./b", "a//b", "a b", "a\nb", "x/$(id)"]
+)
+def test_file_server_source_directory_stays_in_the_export(directory: str) -> None:
+    ref = {"fileServer": {"id": "/x/fileServers/nas"}, "relativeMountPath": "nfs"}
+    error = refused({"fileServers": [{**ref, "sourceDirectory": directory}]})
+    target = f"{FIELD}.fileServers[0].sourceDirectory"
+    assert error.target == target
+    assert error.message.startswith(f"{target}: directory {directory!r} must be a directory ")
+    assert "no '.' or '..' component" in error.message
+
+
+@pytest.mark.parametrize(
+    ("volumes", "target"),
+    [
+        (
+            afs("https://x.file.core.windows.net/share1", accountName=".."),
+            "azureFileShares[0].accountName",
+        ),
+        (
+            afs("https://x.file.core.windows.net/share1", accountName="a/b"),
+            "azureFileShares[0].accountName",
+        ),
+        (afs("https://ab.file.core.windows.net/share1"), "azureFileShares[0].azureFileUrl"),
+        (afs("https://Ghost.file.core.windows.net/share1"), "azureFileShares[0].azureFileUrl"),
+        (
+            {
+                "azureBlobFileSystems": [
+                    {"accountName": "a" * 25, "containerName": "data", "relativeMountPath": "b"}
+                ]
+            },
+            "azureBlobFileSystems[0].accountName",
+        ),
+    ],
+)
+def test_a_dev_storage_directory_needs_an_azure_account_name(
+    volumes: dict[str, Any], target: str
+) -> None:
+    # In dev an unknown account is the directory <dev root>/<account>: never a path to elsewhere.
+    error = refused(volumes, dev_root="/dev-storage")
+    assert error.target == f"{FIELD}.{target}"
+    assert "is not configured on this site" in error.message
+    assert "must be 3 to 24 lowercase letters and digits" in error.message
+
+
 def test_unknown_account_without_dev_root_names_the_operator_setting() -> None:
-    error = refused(afs("https://ghost.file.core.windows.net/s"))
+    error = refused(afs("https://ghost.file.core.windows.net/share1"))
     assert error.target == f"{FIELD}.azureFileShares[0]"
     assert "storage account 'ghost' is not configured" in error.message
     assert "storage_accounts.ghost" in error.message
@@ -191,7 +286,7 @@ def test_unknown_account_without_dev_root_names_the_operator_setting() -> None:
 
 def test_cluster_level_errors_name_the_cluster_field() -> None:
     volumes = {
-        **afs("https://ghost.file.core.windows.net/s"),
+        **afs("https://ghost.file.core.windows.net/share1"),
         "azureBlobFileSystems": [
             {"accountName": "localacct", "containerName": "a b", "relativeMountPath": "b"}
         ],
@@ -199,7 +294,13 @@ def test_cluster_level_errors_name_the_cluster_field() -> None:
     field = "cluster nodeSetup.mountVolumes"
     with pytest.raises(InvalidRequest) as info:
         resolve_volumes(
-            volumes, field=field, root=ROOT, accounts=ACCOUNTS, dev_root=None, unmanaged_allowed=()
+            volumes,
+            field=field,
+            root=ROOT,
+            accounts=ACCOUNTS,
+            dev_root=None,
+            unmanaged_allowed=(),
+            user="alice",
         )
     assert info.value.target == f"{field}.azureFileShares[0]"
     assert info.value.message.startswith(f"{field}.azureFileShares[0] (afs): ")
@@ -211,15 +312,16 @@ def test_cluster_level_errors_name_the_cluster_field() -> None:
             accounts=ACCOUNTS,
             dev_root=None,
             unmanaged_allowed=(),
+            user="alice",
         )
-    assert info.value.target == f"{field}.azureBlobFileSystems[0]"
+    assert info.value.target == f"{field}.azureBlobFileSystems[0].containerName"
 
 
 def test_unknown_account_in_dev_is_a_local_directory_under_dev_root() -> None:
     volumes = {
         **afs("https://ghost.file.core.windows.net/share"),
         "azureBlobFileSystems": [
-            {"accountName": "ghost", "containerName": "", "relativeMountPath": "whole"}
+            {"accountName": "ghost", "containerName": "data", "relativeMountPath": "blob"}
         ],
     }
     a, b = resolve(volumes, dev_root="/dev-storage")
@@ -228,12 +330,12 @@ def test_unknown_account_in_dev_is_a_local_directory_under_dev_root() -> None:
         "/dev-storage/ghost/share",
         "/dev-storage/ghost/share",
     )
-    assert (b.kind, b.source) == ("local", "/dev-storage/ghost")
+    assert (b.kind, b.source) == ("local", "/dev-storage/ghost/data")
 
 
 def test_a_configured_account_wins_over_dev_root() -> None:
-    [v] = resolve(afs("https://cifsacct.file.core.windows.net/s"), dev_root="/dev-storage")
-    assert (v.kind, v.source, v.options) == ("cifs", "//smb1/s", "vers=3.0,nosuid,nodev")
+    [v] = resolve(afs("https://cifsacct.file.core.windows.net/share1"), dev_root="/dev-storage")
+    assert (v.kind, v.source, v.options) == ("cifs", "//smb1/share1", "vers=3.0,nosuid,nodev")
 
 
 def test_approved_unmanaged_mount() -> None:
@@ -258,12 +360,11 @@ def test_unmanaged_mount_the_operator_did_not_approve_is_refused() -> None:
     assert "jobs.unmanaged_mounts" in error.message
 
 
-@pytest.mark.parametrize("second", ["x", "x/", "./x", "x/."])
-def test_two_volumes_on_one_mount_path_are_refused(second: str) -> None:
+def test_two_volumes_on_one_mount_path_are_refused() -> None:
     volumes = {
-        **afs("https://localacct.file.core.windows.net/a", rel="x"),
+        **afs("https://localacct.file.core.windows.net/share-a", rel="x"),
         "azureBlobFileSystems": [
-            {"accountName": "localacct", "containerName": "b", "relativeMountPath": second}
+            {"accountName": "localacct", "containerName": "share-b", "relativeMountPath": "x"}
         ],
     }
     error = refused(volumes)
@@ -271,11 +372,15 @@ def test_two_volumes_on_one_mount_path_are_refused(second: str) -> None:
     assert "relativeMountPath" in error.message
 
 
-@pytest.mark.parametrize("rel", ["..", "../etc", "a/../../etc", "/etc", "a/.."])
+@pytest.mark.parametrize(
+    "rel",
+    ["..", "../etc", "a/../../etc", "/etc", "a/..", ".", "./x", "x/.", "x/", "a//b", "", "a b"]
+    + ["a" * 256, "x/$(id)"],
+)
 def test_mount_path_must_stay_under_the_mount_root(rel: str) -> None:
     # The root Prolog creates, chowns and mounts at this path.
     for volumes, label in [
-        (afs("https://localacct.file.core.windows.net/a", rel=rel), "azureFileShares[0]"),
+        (afs("https://localacct.file.core.windows.net/share1", rel=rel), "azureFileShares[0]"),
         (
             {"unmanagedFileSystems": [{"mountCommand": "true", "relativeMountPath": rel}]},
             "unmanagedFileSystems[0]",
@@ -406,3 +511,27 @@ def test_unknown_variables_are_refused_naming_the_field(
         layout(**kwargs)
     assert info.value.target == target
     assert target in info.value.message
+
+
+def test_own_dirs_are_the_jobs_directory_under_each_output_prefix() -> None:
+    lay = layout(
+        "/data/logs",
+        outputs=[
+            {"id": "model", "pathPrefix": "/data/logs"},
+            {"id": "other", "pathPrefix": "/scratch", "pathSuffix": "deep/er"},
+        ],
+    )
+    # One per prefix, however many outputs share it: the shared parents stay as they are.
+    assert lay.own_dirs() == [f"/data/logs/{SEGMENT}", f"/scratch/{SEGMENT}"]
+
+
+def test_namespace_dirs_are_the_levels_between_each_prefix_and_the_jobs_own() -> None:
+    lay = layout("/data/logs", outputs=[{"id": "model", "pathPrefix": "/scratch"}])
+    levels = ["sub", "rg", "workspaces", "ws", "experiments", "exp", "jobs", "job1"]
+    expected = [
+        "/".join([prefix, *levels[: i + 1]])
+        for prefix in ("/data/logs", "/scratch")
+        for i in range(len(levels))
+    ]
+    assert lay.prefixes() == ["/data/logs", "/scratch"]
+    assert lay.namespace_dirs() == expected  # parents first, the job's uid never among them

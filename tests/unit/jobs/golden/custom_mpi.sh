@@ -90,7 +90,12 @@ elif [ $rc -ne 0 ]; then
 fi
 
 # -- directories and logs (outputs exist, owned by the job user, before the job runs)
+mkdir -p -- /mnt/batch/tasks/shared/LS_root/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/cluster-mounts/afs || { bai_end 1 OutputDirectoryFailed; exit 1; }
+for d in /mnt/batch/tasks/shared/LS_root/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/cluster-mounts/afs/sub0 /mnt/batch/tasks/shared/LS_root/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/cluster-mounts/afs/sub0/rg /mnt/batch/tasks/shared/LS_root/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/cluster-mounts/afs/sub0/rg/workspaces /mnt/batch/tasks/shared/LS_root/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/cluster-mounts/afs/sub0/rg/workspaces/ws /mnt/batch/tasks/shared/LS_root/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/cluster-mounts/afs/sub0/rg/workspaces/ws/experiments /mnt/batch/tasks/shared/LS_root/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/cluster-mounts/afs/sub0/rg/workspaces/ws/experiments/exp /mnt/batch/tasks/shared/LS_root/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/cluster-mounts/afs/sub0/rg/workspaces/ws/experiments/exp/jobs /mnt/batch/tasks/shared/LS_root/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/cluster-mounts/afs/sub0/rg/workspaces/ws/experiments/exp/jobs/job1; do
+  [ -d "$d" ] || mkdir -m 1777 -- "$d" 2>/dev/null || [ -d "$d" ] || { bai_end 1 OutputDirectoryFailed; exit 1; }
+done
 mkdir -p -- /mnt/batch/tasks/shared/LS_root/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/cluster-mounts/afs/sub0/rg/workspaces/ws/experiments/exp/jobs/job1/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/stdouterr /var/lib/bai/spool/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/shared || { bai_end 1 OutputDirectoryFailed; exit 1; }
+chmod 0700 -- /mnt/batch/tasks/shared/LS_root/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/cluster-mounts/afs/sub0/rg/workspaces/ws/experiments/exp/jobs/job1/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b || { bai_end 1 OutputDirectoryFailed; exit 1; }
 cp -f "$BAI_EXEC_LOG" "$BAI_STDOUTERR/execution.log"
 exec >>"$BAI_STDOUTERR/stdout.txt" 2>>"$BAI_STDOUTERR/stderr.txt"
 cd "$AZ_BATCHAI_JOB_TEMP" || exit 1
