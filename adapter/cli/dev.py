@@ -13,9 +13,9 @@ import typer
 
 from adapter.auth import authenticate, create_token
 from adapter.cli.admin import ConfigOption
-from adapter.errors import BaiError
+from adapter.errors import BaiError, RequestError
 from adapter.settings import load_settings
-from adapter.store import Store
+from adapter.store import Store, now
 
 app = typer.Typer(help="Dev machine helpers (used by make dev).", no_args_is_help=True)
 
@@ -37,12 +37,24 @@ def init(
     store = Store(settings.db_path)
     try:
         old = _read_env(env_file).get("BAI_TOKEN", "")
-        # An admin token bound to the dev cluster's user alice: jobs run as alice, not root.
-        found = authenticate(store, old) if old else None
+        # An admin token bound to the dev cluster's user alice: jobs run as alice, not root. It
+        # never expires; one revoked (or an older one that expired) is made again.
+        try:
+            found = authenticate(store, old, policy=settings.auth) if old else None
+        except RequestError:
+            found = None
         token = (
             old
-            if found and found.user == "alice"
-            else create_token(store, "alice", admin=True, label="make dev")
+            if found and found.user == "alice" and found.admin
+            else create_token(
+                store,
+                "alice",
+                policy=settings.auth,
+                at=now(),
+                expires=None,
+                admin=True,
+                label="make dev",
+            )
         )
     finally:
         store.close()
