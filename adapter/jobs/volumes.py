@@ -1,4 +1,13 @@
-"""Mount volumes resolved through the site's storage accounts (pure; DESIGN.md section 5).
+"""Mount volumes resolved through the site's storage accounts (DESIGN.md section 5): pure but for
+one look-up of the user's groups, made only for a restricted account that does not name the user.
+
+Who may use an account: `storage_accounts.<name>.users` and `.groups` (adapter.settings); the
+volumes are checked for the Unix user they are mounted for. A job mounts its cluster's volumes
+as the job's user, so a job is checked as its owner against both its own and its cluster's
+volumes; a cluster is checked at creation as its owner, the creating token's user.
+
+Names: shares and containers follow Azure's rules, mount paths and file server directories are
+plain names joined by '/' (adapter.models.mounts), so nothing joined to a path can leave it.
 
 Mount options: the operator's are the floor, nfs and cifs always get nosuid,nodev, and a request
 may add only allow-listed ones (adapter.jobs.mount_options, DESIGN.md section 8).
@@ -7,14 +16,21 @@ may add only allow-listed ones (adapter.jobs.mount_options, DESIGN.md section 8)
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 from typing import Any
 
 from adapter.errors import InvalidRequest
 from adapter.jobs.mount_options import kernel_options, rclone_options
+from adapter.models.mounts import (
+    account_name_problem,
+    azure_name_problem,
+    directory_problem,
+    relative_path_problem,
+)
 from adapter.settings import StorageAccount
+from adapter.unix import groups_of
 
 _FILE_URL = re.compile(r"^https?://(?P<account>[^./]+)\.file\.[^/]+/(?P<share>[^/?#]+)/?$")
 ROOT_KINDS = frozenset({"nfs", "cifs", "unmanaged"})  # mounted by the root Prolog
@@ -44,6 +60,39 @@ class Volume:
         }
 
 
+class _Access:
+    """Whether one user may use storage accounts; their groups are looked up once, if needed."""
+
+    def __init__(self, user: str) -> None:
+        self.user = user
+        self._groups: frozenset[str] | None = None
+
+    def allows(self, account: StorageAccount) -> bool:
+        if not account.restricted or self.user in account.users:
+            return True
+        if self._groups is None:
+            self._groups = groups_of(self.user)
+        return not self._groups.isdisjoint(account.groups)
+
+
+@dataclass(frozen=True)
+class _Site:
+    """What the volumes of one `resolve_volumes` call resolve against, and for whom."""
+
+    root: str
+    accounts: Mapping[str, StorageAccount]
+    dev_root: str | None
+    access: _Access
+
+
+@dataclass(frozen=True)
+class _Named:
+    """A storage account a request names, and the field it is named in."""
+
+    name: str
+    field: str
+
+
 def resolve_volumes(
     mount_volumes: Mapping[str, Any] | None,
     *,
@@ -52,34 +101,46 @@ def resolve_volumes(
     accounts: Mapping[str, StorageAccount],
     dev_root: str | None,
     unmanaged_allowed: Sequence[str],
+    user: str,
 ) -> list[Volume]:
-    """Every volume of a `mountVolumes` object, mounted under `root`."""
+    """Every volume of a `mountVolumes` object, mounted under `root` for the Unix user `user`.
+    Refuses, naming the field, a bad name and an account `user` may not use."""
     if not mount_volumes:
         return []
+    site = _Site(root, accounts, dev_root, _Access(user))
     volumes: list[Volume] = []
     for i, share in enumerate(mount_volumes.get("azureFileShares") or []):
         label = f"{field}.azureFileShares[{i}]"
+        url = f"{label}.azureFileUrl"
         m = _FILE_URL.match(share.get("azureFileUrl", ""))
         if not m:
             raise InvalidRequest(
-                f"{label}.azureFileUrl {share.get('azureFileUrl')!r} is not "
+                f"{url} {share.get('azureFileUrl')!r} is not "
                 "https://<account>.file.core.windows.net/<share>",
-                target=f"{label}.azureFileUrl",
+                target=url,
             )
-        account = share.get("accountName") or m.group("account")
-        volumes.append(_storage(label, account, m.group("share"), share, root, accounts, dev_root))
+        named = share.get("accountName")
+        account = _Named(named, f"{label}.accountName") if named else _Named(m["account"], url)
+        name = _checked(m["share"], url, "share", azure_name_problem)
+        volumes.append(_storage(label, account, name, share, site))
     for i, blob in enumerate(mount_volumes.get("azureBlobFileSystems") or []):
         label = f"{field}.azureBlobFileSystems[{i}]"
-        volumes.append(
-            _storage(
-                label, blob["accountName"], blob["containerName"], blob, root, accounts, dev_root
-            )
-        )
+        account = _Named(blob["accountName"], f"{label}.accountName")
+        target = f"{label}.containerName"
+        name = _checked(blob["containerName"], target, "container", azure_name_problem)
+        volumes.append(_storage(label, account, name, blob, site))
     for i, ref in enumerate(mount_volumes.get("fileServers") or []):
         label = f"{field}.fileServers[{i}]"
         server = ref["fileServer"]["id"].rstrip("/").rsplit("/", 1)[-1]
-        share = (ref.get("sourceDirectory") or "").strip("/")
-        volumes.append(_storage(label, server, share, ref, root, accounts, None))
+        account = _Named(server, f"{label}.fileServer.id")
+        target = f"{label}.sourceDirectory"
+        directory = _checked(
+            ref.get("sourceDirectory") or "", target, "directory", directory_problem
+        )
+        # A file server is always the operator's: never a dev storage directory.
+        volumes.append(
+            _storage(label, account, directory.strip("/"), ref, replace(site, dev_root=None))
+        )
     for i, ref in enumerate(mount_volumes.get("unmanagedFileSystems") or []):
         label = f"{field}.unmanagedFileSystems[{i}]"
         command = ref["mountCommand"].strip()
@@ -105,41 +166,52 @@ def resolve_volumes(
     return volumes
 
 
+def _checked(value: str, target: str, what: str, problem: Callable[[str], str | None]) -> str:
+    reason = problem(value)
+    if reason is not None:
+        raise InvalidRequest(f"{target}: {what} {value!r} {reason}", target=target)
+    return value
+
+
 def _mountpoint(root: str, relative: str, label: str) -> str:
     # The root Prolog creates, chowns and mounts this path: it must stay under `root`.
-    rel = PurePosixPath(relative)
-    if rel.is_absolute() or ".." in rel.parts:
+    reason = relative_path_problem(relative)
+    if reason is not None:
         raise InvalidRequest(
-            f"{label}.relativeMountPath {relative!r} must be a path inside the mount root",
-            target=f"{label}.relativeMountPath",
+            f"{label}.relativeMountPath {relative!r} {reason}", target=f"{label}.relativeMountPath"
         )
-    return str(PurePosixPath(root) / rel)
+    return str(PurePosixPath(root) / relative)
 
 
-def _storage(
-    label: str,
-    account: str,
-    share: str,
-    ref: Mapping[str, Any],
-    root: str,
-    accounts: Mapping[str, StorageAccount],
-    dev_root: str | None,
-) -> Volume:
+def _storage(label: str, named: _Named, share: str, ref: Mapping[str, Any], site: _Site) -> Volume:
     field = label  # e.g. properties.mountVolumes.fileServers[0]: the error target
     relative = ref["relativeMountPath"]
-    mountpoint = _mountpoint(root, relative, label)
+    mountpoint = _mountpoint(site.root, relative, label)
     label = f"{label} ({relative})"
-    acct = accounts.get(account)
-    if acct is None and dev_root:
-        acct = StorageAccount(kind="local", path=f"{dev_root}/{account}")
+    account = named.name
+    acct = site.accounts.get(account)
+    if acct is None and site.dev_root:
+        reason = account_name_problem(account)
+        if reason is not None:
+            raise InvalidRequest(
+                f"{named.field}: storage account {account!r} is not configured on this site, "
+                f"and it is not a name for a dev storage directory either: it {reason}",
+                target=named.field,
+            )
+        acct = StorageAccount(kind="local", path=f"{site.dev_root}/{account}")
     if acct is None:
         raise InvalidRequest(
             f"{label}: storage account {account!r} is not configured on this site; ask the "
             f"operator to add storage_accounts.{account}",
             target=field,
         )
-    if not re.fullmatch(r"[A-Za-z0-9._-]*", share):
-        raise InvalidRequest(f"{label}: share {share!r} is not a plain name", target=field)
+    if not site.access.allows(acct):
+        raise InvalidRequest(
+            f"{named.field}: user {site.access.user!r} may not use storage account "
+            f"{account!r}; ask the operator to add you to storage_accounts.{account}.users "
+            "or .groups",
+            target=named.field,
+        )
     if acct.kind == "local":  # a symlink: mountOptions mean nothing there and are ignored
         path = f"{acct.path}/{share}" if share else str(acct.path)
         return Volume(label, "local", path, "", mountpoint, path)

@@ -336,6 +336,7 @@ def resolve(volumes: dict[str, Any], field: str = "properties.mountVolumes") -> 
         accounts=ACCOUNTS,
         dev_root="/dev-storage",
         unmanaged_allowed=(),
+        user="alice",
     )
 
 
@@ -349,7 +350,7 @@ def blob(account: str, options: str) -> dict[str, Any]:
         "azureBlobFileSystems": [
             {
                 "accountName": account,
-                "containerName": "c",
+                "containerName": "data",
                 "relativeMountPath": "blob",
                 "mountOptions": options,
             }
@@ -367,7 +368,7 @@ def blob(account: str, options: str) -> dict[str, Any]:
         (
             {
                 "azureFileShares": [
-                    {"azureFileUrl": "https://nas.file.x/s", "relativeMountPath": "a"}
+                    {"azureFileUrl": "https://nas.file.x/share1", "relativeMountPath": "a"}
                 ]
             },
             "nfs",
