@@ -6,7 +6,7 @@ import typer
 from rich.console import Console
 
 from adapter import __version__
-from adapter.cli import admin, clusters, dev, experiments, jobs, workspaces
+from adapter.cli import admin, clusters, dev, experiments, jobs, usage, workspaces
 from adapter.errors import BaiError
 
 app = typer.Typer(
@@ -20,6 +20,7 @@ app.add_typer(admin.token_app, name="token")
 app.add_typer(admin.slurm_app, name="slurm")
 app.add_typer(dev.app, name="dev", hidden=True)
 app.command()(admin.serve)
+app.command()(usage.usage)
 
 
 @app.command()
