@@ -7,10 +7,15 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, model_validator
 
 from adapter.models.common import (
+    MAX_ID,
+    MAX_VARIABLES,
     ApiModel,
     EnvironmentVariable,
     EnvironmentVariableWithSecretValue,
+    FilePath,
     ResourceId,
+    Text,
+    Word,
 )
 from adapter.models.mounts import MountVolumes
 
@@ -61,11 +66,11 @@ class ScaleSettings(ApiModel):
 
 
 class ImageReference(ApiModel):
-    publisher: str
-    offer: str
-    sku: str
-    version: str | None = None
-    virtual_machine_image_id: str | None = None
+    publisher: Word
+    offer: Word
+    sku: Word
+    version: Word | None = None
+    virtual_machine_image_id: str | None = Field(None, max_length=MAX_ID)
 
 
 class VirtualMachineConfiguration(ApiModel):
@@ -73,15 +78,19 @@ class VirtualMachineConfiguration(ApiModel):
 
 
 class SetupTask(ApiModel):
-    command_line: str = Field(min_length=1)
-    environment_variables: list[EnvironmentVariable] = Field(default_factory=list)
-    secrets: list[EnvironmentVariableWithSecretValue] = Field(default_factory=list)
-    std_out_err_path_prefix: str = Field(min_length=1)
+    command_line: Text = Field(min_length=1)
+    environment_variables: list[EnvironmentVariable] = Field(
+        default_factory=list, max_length=MAX_VARIABLES
+    )
+    secrets: list[EnvironmentVariableWithSecretValue] = Field(
+        default_factory=list, max_length=MAX_VARIABLES
+    )
+    std_out_err_path_prefix: FilePath = Field(min_length=1)
 
 
 class AppInsightsReference(ApiModel):
     component: ResourceId
-    instrumentation_key: str | None = None
+    instrumentation_key: Word | None = None
 
 
 class PerformanceCountersSettings(ApiModel):
@@ -101,7 +110,7 @@ class UserAccountSettings(ApiModel):
 
 
 class ClusterProperties(ApiModel):
-    vm_size: str = Field(min_length=1)
+    vm_size: Word = Field(min_length=1)
     vm_priority: Priority = "dedicated"
     scale_settings: ScaleSettings
     virtual_machine_configuration: VirtualMachineConfiguration | None = None

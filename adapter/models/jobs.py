@@ -10,16 +10,26 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from adapter.models.clusters import _lower
 from adapter.models.common import (
+    MAX_URL,
+    MAX_VARIABLES,
     ApiModel,
     EnvironmentVariable,
     EnvironmentVariableWithSecretValue,
+    FilePath,
     ResourceId,
+    Text,
+    Word,
 )
 from adapter.models.mounts import MountVolumes
 
 Priority = Annotated[Literal["low", "normal", "high"], BeforeValidator(_lower)]
 DirectoryId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,32}$")]
 DEFAULT_WALL_CLOCK = timedelta(days=7)
+# Bounds of a job's lists and counts beyond those of models/common.py (docs/security.md).
+MAX_DIRECTORIES = 100  # inputDirectories, and outputDirectories, each
+MAX_PROCESSES = 100 * 1024  # processCount, workerCount, parameterServerCount: 100 nodes' worth
+MAX_IMAGE = 1024  # a registry host, a repository (255) and a tag or digest
+Count = Annotated[int, Field(ge=1, le=MAX_PROCESSES)]
 
 _ISO_DURATION = re.compile(
     r"^P(?:(?P<d>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$"
@@ -37,12 +47,17 @@ def parse_duration(value: Any) -> timedelta:
     if not m or not any(m.groupdict().values()):
         raise ValueError(f"{value!r} is not a duration; use ISO-8601 such as PT2H or P1D")
     parts = {k: float(v) for k, v in m.groupdict().items() if v}
-    return timedelta(
-        days=parts.get("d", 0),
-        hours=parts.get("h", 0),
-        minutes=parts.get("m", 0),
-        seconds=parts.get("s", 0),
-    )
+    try:
+        return timedelta(
+            days=parts.get("d", 0),
+            hours=parts.get("h", 0),
+            minutes=parts.get("m", 0),
+            seconds=parts.get("s", 0),
+        )
+    except OverflowError:  # past 999999999 days, which pydantic would not report as a 400
+        raise ValueError(
+            f"{value[:64]!r} is too long a duration; Batch AI jobs run 7 days at most (P7D)"
+        ) from None
 
 
 class Constraints(ApiModel):
@@ -57,34 +72,34 @@ class Constraints(ApiModel):
 
 
 class PrivateRegistryCredentials(ApiModel):
-    username: str
+    username: Word
     password: str | None = None
 
 
 class ImageSourceRegistry(ApiModel):
-    server_url: str | None = None
-    image: str = Field(min_length=1, pattern=r"^[^\s'\"`$;|&<>]+$")
+    server_url: str | None = Field(None, max_length=MAX_URL)
+    image: str = Field(min_length=1, max_length=MAX_IMAGE, pattern=r"^[^\s'\"`$;|&<>]+$")
     credentials: PrivateRegistryCredentials | None = None
 
 
 class ContainerSettings(ApiModel):
     image_source_registry: ImageSourceRegistry
-    shm_size: str | None = Field(None, pattern=r"^\d+[bkmgBKMG]?[bB]?$")
+    shm_size: str | None = Field(None, max_length=32, pattern=r"^\d+[bkmgBKMG]?[bB]?$")
 
 
 class JobPreparation(ApiModel):
-    command_line: str = Field(min_length=1)
+    command_line: Text = Field(min_length=1)
 
 
 class InputDirectory(ApiModel):
     id: DirectoryId
-    path: str = Field(min_length=1)
+    path: FilePath = Field(min_length=1)
 
 
 class OutputDirectory(ApiModel):
     id: DirectoryId
-    path_prefix: str = Field(min_length=1)
-    path_suffix: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+    path_prefix: FilePath = Field(min_length=1)
+    path_suffix: FilePath | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
 
     @field_validator("path_suffix")
     @classmethod
@@ -95,31 +110,31 @@ class OutputDirectory(ApiModel):
 
 
 class CustomToolkitSettings(ApiModel):
-    command_line: str | None = None
+    command_line: Text | None = None
 
 
 class CustomMpiSettings(ApiModel):
-    command_line: str = Field(min_length=1)
-    process_count: int | None = Field(None, ge=1)
+    command_line: Text = Field(min_length=1)
+    process_count: Count | None = None
 
 
 class _Script(ApiModel):
-    python_script_file_path: str = Field(min_length=1)
-    python_interpreter_path: str | None = None
-    command_line_args: str | None = None
+    python_script_file_path: FilePath = Field(min_length=1)
+    python_interpreter_path: FilePath | None = None
+    command_line_args: Text | None = None
 
 
 class HorovodSettings(_Script):
-    process_count: int | None = Field(None, ge=1)
+    process_count: Count | None = None
 
 
 class PyTorchSettings(_Script):
-    process_count: int | None = Field(None, ge=1)
-    communication_backend: str | None = None
+    process_count: Count | None = None
+    communication_backend: Word | None = None
 
 
 class ChainerSettings(_Script):
-    process_count: int | None = Field(None, ge=1)
+    process_count: Count | None = None
 
 
 class Caffe2Settings(_Script):
@@ -127,22 +142,22 @@ class Caffe2Settings(_Script):
 
 
 class TensorFlowSettings(ApiModel):
-    python_script_file_path: str = Field(min_length=1)
-    python_interpreter_path: str | None = None
-    master_command_line_args: str | None = None
-    worker_command_line_args: str | None = None
-    parameter_server_command_line_args: str | None = None
-    worker_count: int | None = Field(None, ge=1)
-    parameter_server_count: int | None = Field(None, ge=0)
+    python_script_file_path: FilePath = Field(min_length=1)
+    python_interpreter_path: FilePath | None = None
+    master_command_line_args: Text | None = None
+    worker_command_line_args: Text | None = None
+    parameter_server_command_line_args: Text | None = None
+    worker_count: Count | None = None
+    parameter_server_count: int | None = Field(None, ge=0, le=MAX_PROCESSES)
 
 
 class CNTKsettings(ApiModel):
     language_type: Literal["BrainScript", "Python"] | None = None
-    config_file_path: str | None = None
-    python_script_file_path: str | None = None
-    python_interpreter_path: str | None = None
-    command_line_args: str | None = None
-    process_count: int | None = Field(None, ge=1)
+    config_file_path: FilePath | None = None
+    python_script_file_path: FilePath | None = None
+    python_interpreter_path: FilePath | None = None
+    command_line_args: Text | None = None
+    process_count: Count | None = None
 
     @model_validator(mode="after")
     def _one_entry(self) -> CNTKsettings:
@@ -157,11 +172,11 @@ class CNTKsettings(ApiModel):
 
 
 class CaffeSettings(ApiModel):
-    config_file_path: str | None = None
-    python_script_file_path: str | None = None
-    python_interpreter_path: str | None = None
-    command_line_args: str | None = None
-    process_count: int | None = Field(None, ge=1)
+    config_file_path: FilePath | None = None
+    python_script_file_path: FilePath | None = None
+    python_interpreter_path: FilePath | None = None
+    command_line_args: Text | None = None
+    process_count: Count | None = None
 
     @model_validator(mode="after")
     def _one_entry(self) -> CaffeSettings:
@@ -200,11 +215,19 @@ class JobProperties(ApiModel):
     custom_mpi_settings: CustomMpiSettings | None = None
     horovod_settings: HorovodSettings | None = None
     job_preparation: JobPreparation | None = None
-    std_out_err_path_prefix: str = Field(min_length=1)
-    input_directories: list[InputDirectory] = Field(default_factory=list)
-    output_directories: list[OutputDirectory] = Field(default_factory=list)
-    environment_variables: list[EnvironmentVariable] = Field(default_factory=list)
-    secrets: list[EnvironmentVariableWithSecretValue] = Field(default_factory=list)
+    std_out_err_path_prefix: FilePath = Field(min_length=1)
+    input_directories: list[InputDirectory] = Field(
+        default_factory=list, max_length=MAX_DIRECTORIES
+    )
+    output_directories: list[OutputDirectory] = Field(
+        default_factory=list, max_length=MAX_DIRECTORIES
+    )
+    environment_variables: list[EnvironmentVariable] = Field(
+        default_factory=list, max_length=MAX_VARIABLES
+    )
+    secrets: list[EnvironmentVariableWithSecretValue] = Field(
+        default_factory=list, max_length=MAX_VARIABLES
+    )
     constraints: Constraints = Field(default_factory=Constraints)
 
     @model_validator(mode="after")
