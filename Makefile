@@ -24,7 +24,18 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
 
-venv: $(VENV)/.installed
+# The old official SDK, which tests/e2e/test_sdk2.py drives against bai. It shares its package
+# name with the 7.0.0 of the venv, so it lives in a directory of its own, on PYTHONPATH only in
+# the subprocess that uses it (tests/e2e/sdk2_flow.py). Makefile edits reinstall it (the pins).
+SDK2 := azure-mgmt-batchai==2.0.0 msrest==0.7.1 msrestazure==0.6.4.post1
+
+$(VENV)/sdk2/.installed: Makefile | $(VENV)/.installed
+	@echo "==> The 2.0.0 SDK in $(VENV)/sdk2 ($(SDK2))"
+	rm -rf $(VENV)/sdk2
+	$(BIN)/pip install --quiet --no-compile --target $(VENV)/sdk2 $(SDK2)
+	@touch $@
+
+venv: $(VENV)/.installed $(VENV)/sdk2/.installed
 
 cluster: venv
 	@echo "==> Dev Slurm cluster (ansible/site.yml, inventory ansible/inventories/dev)"
