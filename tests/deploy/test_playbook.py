@@ -47,10 +47,19 @@ def test_rerun_changes_nothing_and_restarts_nothing() -> None:
     assert daemon_pids() == before
 
 
-def test_config_change_restarts_only_slurm(tmp_path: Path) -> None:
+def test_config_change_restarts_only_slurm_and_grafana_is_provisioned_where_installed(
+    tmp_path: Path,
+) -> None:
+    """One playbook run with two changes (a playbook run is a minute of the suite): a Slurm
+    setting, and a Grafana configuration directory as if Grafana were installed."""
     before = daemon_pids()
     extra = tmp_path / "vars.yml"
-    extra.write_text("slurm_min_job_age: 301\n")
+    grafana, dashboards = tmp_path / "grafana", tmp_path / "dashboards"
+    grafana.mkdir()  # Grafana's configuration directory exists: Grafana is installed here
+    extra.write_text(
+        f"slurm_min_job_age: 301\nbai_grafana_dir: {grafana}\n"
+        f"bai_grafana_dashboards_dir: {dashboards}\n"
+    )
     try:
         result = run_playbook("site.yml", "-e", f"@{extra}")
         assert recap(result)["changed"] > 0
@@ -58,18 +67,14 @@ def test_config_change_restarts_only_slurm(tmp_path: Path) -> None:
         assert "MinJobAge=301" in Path("/etc/slurm/slurm.conf").read_text()
         restarted = {name for name in before if after[name] != before[name]}
         assert restarted == {n for n in before if n == "slurmctld" or n.startswith("slurmd:")}
+        _check_grafana(grafana)
     finally:
         recap(run_playbook())
     assert "MinJobAge=300" in Path("/etc/slurm/slurm.conf").read_text()
     assert cluster_healthy() or _wait_healthy()
 
 
-def test_grafana_is_provisioned_where_installed_and_its_datasource_answers(tmp_path: Path) -> None:
-    grafana, dashboards = tmp_path / "grafana", tmp_path / "dashboards"
-    grafana.mkdir()  # Grafana's configuration directory exists: Grafana is installed here
-    vars_ = ["-e", f"bai_grafana_dir={grafana}", "-e", f"bai_grafana_dashboards_dir={dashboards}"]
-    assert recap(run_playbook("site.yml", *vars_))["changed"] > 0
-
+def _check_grafana(grafana: Path) -> None:
     provisioning = grafana / "provisioning"
     (source,) = yaml.safe_load((provisioning / "datasources/bai-prometheus.yaml").read_text())[
         "datasources"
