@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from adapter.accounts import system_account
 from adapter.errors import Forbidden, InvalidRequest, NotFound, Unauthorized
 from adapter.settings import AuthSettings
-from adapter.store import Store, now
+from adapter.store import Store, TokenRecord, now
 
 TOKEN_PREFIX = "bai_"
 DEFAULT_EXPIRY = "90d"
@@ -28,8 +28,6 @@ ID_LENGTH = 12
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 _DURATION = re.compile(r"([0-9]+)([hdw])")
 _UNITS = {"h": "hours", "d": "days", "w": "weeks"}
-
-TokenRecord = Store.TokenRecord
 
 
 @dataclass(frozen=True)

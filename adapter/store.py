@@ -192,6 +192,20 @@ class Operation:
     owner: str  # who asked for it: only they (and admins) may read its status
 
 
+@dataclass(frozen=True)
+class TokenRecord:
+    """A stored token: the SHA-256 of the token (never the token), its user and dates.
+    `expires` None: never (tokens made before expiry existed, and the dev token)."""
+
+    hash: str
+    user: str
+    admin: bool
+    label: str
+    created: datetime
+    expires: datetime | None
+    last_used: datetime | None
+
+
 class Store:
     """Access to the SQLite store. One connection, used from the event loop thread."""
 
@@ -253,19 +267,6 @@ class Store:
 
     # -- tokens --------------------------------------------------------------------------------
 
-    @dataclass(frozen=True)
-    class TokenRecord:
-        """A stored token: the SHA-256 of the token (never the token), its user and dates.
-        `expires` None: never (tokens made before expiry existed, and the dev token)."""
-
-        hash: str
-        user: str
-        admin: bool
-        label: str
-        created: datetime
-        expires: datetime | None
-        last_used: datetime | None
-
     def add_token(
         self,
         token_hash: str,
@@ -287,11 +288,11 @@ class Store:
             _ts(expires) if expires else None,
         )
 
-    def token(self, token_hash: str) -> Store.TokenRecord | None:
+    def token(self, token_hash: str) -> TokenRecord | None:
         row = self._one("SELECT * FROM tokens WHERE hash = ?", token_hash)
         return self._token_record(row) if row else None
 
-    def tokens(self) -> list[Store.TokenRecord]:
+    def tokens(self) -> list[TokenRecord]:
         """Every token, oldest first."""
         return [self._token_record(r) for r in self._all("SELECT * FROM tokens ORDER BY created")]
 
@@ -306,10 +307,10 @@ class Store:
             )
 
     @staticmethod
-    def _token_record(row: sqlite3.Row) -> Store.TokenRecord:
+    def _token_record(row: sqlite3.Row) -> TokenRecord:
         created = _dt(row["created"])
         assert created is not None
-        return Store.TokenRecord(
+        return TokenRecord(
             hash=row["hash"],
             user=row["unix_user"],
             admin=bool(row["admin"]),

@@ -15,7 +15,6 @@ from rich.text import Text
 
 from adapter.auth import (
     DEFAULT_EXPIRY,
-    TokenRecord,
     create_token,
     hash_token,
     parse_expiry,
@@ -27,7 +26,7 @@ from adapter.cli.common import Output
 from adapter.cli.output import Format, console
 from adapter.errors import InvalidRequest
 from adapter.settings import load_settings
-from adapter.store import Store, now
+from adapter.store import Store, TokenRecord, now
 
 ConfigOption = Annotated[
     str | None,

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from adapter.api.body import parse_body
 from adapter.api.deps import Caller, Svc, api_version, base_url
 from adapter.api.lro import accepted
-from adapter.api.paging import page
+from adapter.api.paging import page, page_rows, window
 from adapter.api.resources import cluster_resource
 from adapter.clusters.service import ClusterKey
 from adapter.clusters.view import remote_logins
@@ -36,9 +36,9 @@ def list_clusters(
     check_resource_group(rg)
     check_name("workspaceName", ws)
     s.tenancy.workspace(p, sub, rg, ws)
-    snap = s.reconciler.latest()
-    items = [cluster_resource(c, snap) for c in s.store.clusters(sub, rg, ws)]
-    return page(request, items, base_url(request))
+    snap, w = s.reconciler.latest(), window(request)
+    rows = s.store.clusters(sub, rg, ws)[w.skip : w.skip + w.fetch]
+    return page_rows(request, rows, lambda c: cluster_resource(c, snap), base_url(request), w)
 
 
 @router.put(CLUSTER)

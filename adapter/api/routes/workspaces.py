@@ -9,10 +9,11 @@ from fastapi import APIRouter, Depends, Request, Response
 from adapter.api.body import parse_body
 from adapter.api.deps import Caller, Svc, api_version, base_url
 from adapter.api.lro import accepted
-from adapter.api.paging import page, page_rows, window
+from adapter.api.paging import page_rows, window
 from adapter.api.resources import experiment_resource, workspace_resource
 from adapter.models.common import check_name, check_resource_group
 from adapter.models.workspaces import WorkspaceCreateParameters, WorkspaceUpdateParameters
+from adapter.store import Workspace
 
 router = APIRouter(dependencies=[Depends(api_version)])
 SUB = "/subscriptions/{sub}"
@@ -26,15 +27,20 @@ def _names(rg: str, ws: str) -> None:
 
 @router.get(SUB + "/providers/Microsoft.BatchAI/workspaces")
 def list_all(sub: str, request: Request, p: Caller, s: Svc) -> dict[str, Any]:
-    items = [workspace_resource(w) for w in s.tenancy.workspaces(p, sub)]
-    return page(request, items, base_url(request))
+    return _workspace_page(request, s.tenancy.workspaces(p, sub))
 
 
 @router.get(SUB + "/resourceGroups/{rg}/providers/Microsoft.BatchAI/workspaces")
 def list_by_group(sub: str, rg: str, request: Request, p: Caller, s: Svc) -> dict[str, Any]:
     check_resource_group(rg)
-    items = [workspace_resource(w) for w in s.tenancy.workspaces(p, sub, rg)]
-    return page(request, items, base_url(request))
+    return _workspace_page(request, s.tenancy.workspaces(p, sub, rg))
+
+
+def _workspace_page(request: Request, visible: list[Workspace]) -> dict[str, Any]:
+    # Visibility needs each user's groups, so the filter is Python's; only the page is rendered.
+    w = window(request)
+    rows = visible[w.skip : w.skip + w.fetch]
+    return page_rows(request, rows, workspace_resource, base_url(request), w)
 
 
 @router.put(WS)
