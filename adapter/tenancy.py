@@ -92,9 +92,9 @@ def may_change(principal: Principal, ws: Workspace, owner: str | None = None) ->
 
 def slurm_groups(ws: Workspace, users: Iterable[str]) -> tuple[str, ...]:
     """The partition's AllowGroups for a cluster of `ws`: the primary group of the workspace's
-    owner and of `users` (the cluster's owner and its admin user, whose setup tasks run in it),
-    and the groups the workspace is shared with. On sites with user-private groups (Debian's
-    and RHEL's default) a primary group is its user alone."""
+    owner and of `users` (the cluster's admin user, whose setup tasks run in it), and the
+    groups the workspace is shared with. On sites with user-private groups (Debian's and
+    RHEL's default) a primary group is its user alone."""
     primaries = {primary_group(u) for u in (ws.owner, *users)}
     return tuple(sorted({g for g in primaries if g} | set(shared_groups(ws.tags))))
 

@@ -466,7 +466,7 @@ class ClusterService:
         if ws is None:  # a workspace being deleted last: its owner's group stays enough
             return tuple(g for g in (primary_group(cluster.owner),) if g)
         admin = cluster.properties.get("userAccountSettings", {}).get("adminUserName")
-        return slurm_groups(ws, [cluster.owner, *([admin] if admin else [])])
+        return slurm_groups(ws, [admin] if admin else [])
 
     async def _execute(self, cluster: Cluster, plan: ClusterPlan, snap: Snapshot) -> None:
         b = self.backend
