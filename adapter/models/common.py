@@ -5,7 +5,14 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from adapter.errors import InvalidRequest
@@ -72,7 +79,19 @@ def _check_tags(value: Any) -> Any:
     return value
 
 
-Tags = Annotated[dict[str, str], BeforeValidator(_check_tags)]
+# The bounds are _check_tags'; the schema states them too, for the OpenAPI document.
+Tags = Annotated[
+    dict[str, str],
+    BeforeValidator(_check_tags),
+    WithJsonSchema(
+        {
+            "type": "object",
+            "maxProperties": MAX_TAGS,
+            "propertyNames": {"minLength": 1, "maxLength": MAX_TAG_NAME},
+            "additionalProperties": {"type": "string", "maxLength": MAX_TAG_VALUE},
+        }
+    ),
+]
 
 
 class ResourceId(ApiModel):

@@ -22,7 +22,9 @@ def operation_result(sub: str, op_id: str, p: Caller, s: Svc) -> Response:
     if op.status == "InProgress":
         return Response(status_code=202, headers={"Retry-After": "1"})
     if op.status == "Failed":
-        return JSONResponse({"error": op.error or {}}, status_code=500)
+        # Always a whole CloudError, even for an operation that failed without saying why.
+        error = op.error or {"code": "OperationFailed", "message": f"operation {op.id} failed"}
+        return JSONResponse({"error": error}, status_code=500)
     return Response(status_code=204)
 
 
