@@ -14,8 +14,10 @@ one NotFound that a missing name gets, and the services use the same messages.
 
 from __future__ import annotations
 
+import functools
 import grp
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import TypeVar
 
 from adapter.auth import Principal
 from adapter.errors import Forbidden, InvalidRequest, NotFound
@@ -23,6 +25,7 @@ from adapter.store import Cluster, Experiment, Job, Operation, Store, Workspace
 from adapter.unix import groups_of, primary_group
 
 SHARE_TAG = "bai-groups"
+T = TypeVar("T")
 
 
 # -- the answers for a missing (or hidden) resource --------------------------------------------
@@ -109,8 +112,8 @@ class Tenancy:
         return [w for w in self.store.workspaces(sub, rg) if can_see(principal, w)]
 
     def workspace(self, principal: Principal, sub: str, rg: str, name: str) -> Workspace:
-        ws = self.store.workspace(sub, rg, name)
-        if ws is None or not can_see(principal, ws):
+        ws = self._visible(principal, sub, rg, name)
+        if ws is None:
             raise missing_workspace(rg, name)
         return ws
 
@@ -118,32 +121,40 @@ class Tenancy:
         ws = self.store.workspace(sub, rg, name)
         return ws if ws is not None and can_see(principal, ws) else None
 
+    def _within(
+        self,
+        principal: Principal,
+        sub: str,
+        rg: str,
+        ws: str,
+        read: Callable[[], T | None],
+        missing: NotFound,
+    ) -> tuple[Workspace, T]:
+        """A thing of a workspace: read only if the caller sees the workspace, and `missing`
+        whether the workspace or the thing is not there for them."""
+        workspace = self._visible(principal, sub, rg, ws)
+        found = read() if workspace else None
+        if workspace is None or found is None:
+            raise missing
+        return workspace, found
+
     def experiment(
         self, principal: Principal, sub: str, rg: str, ws: str, name: str
     ) -> tuple[Workspace, Experiment]:
-        workspace = self._visible(principal, sub, rg, ws)
-        ex = self.store.experiment(sub, rg, ws, name) if workspace else None
-        if workspace is None or ex is None:
-            raise missing_experiment(rg, ws, name)
-        return workspace, ex
+        read = functools.partial(self.store.experiment, sub, rg, ws, name)
+        return self._within(principal, sub, rg, ws, read, missing_experiment(rg, ws, name))
 
     def cluster(
         self, principal: Principal, sub: str, rg: str, ws: str, name: str
     ) -> tuple[Workspace, Cluster]:
-        workspace = self._visible(principal, sub, rg, ws)
-        cluster = self.store.cluster(sub, rg, ws, name) if workspace else None
-        if workspace is None or cluster is None:
-            raise missing_cluster(rg, ws, name)
-        return workspace, cluster
+        read = functools.partial(self.store.cluster, sub, rg, ws, name)
+        return self._within(principal, sub, rg, ws, read, missing_cluster(rg, ws, name))
 
     def job(
         self, principal: Principal, sub: str, rg: str, ws: str, exp: str, name: str
     ) -> tuple[Workspace, Job]:
-        workspace = self._visible(principal, sub, rg, ws)
-        job = self.store.job(sub, rg, ws, exp, name) if workspace else None
-        if workspace is None or job is None:
-            raise missing_job(rg, ws, exp, name)
-        return workspace, job
+        read = functools.partial(self.store.job, sub, rg, ws, exp, name)
+        return self._within(principal, sub, rg, ws, read, missing_job(rg, ws, exp, name))
 
     def may_use(self, principal: Principal, cluster: Cluster) -> bool:
         """A job may run on a cluster of a workspace its user sees."""

@@ -12,7 +12,13 @@ from adapter.jobs.service import JobKey, JobService
 from adapter.models.workspaces import WorkspaceCreateParameters
 from adapter.snapshot import Snapshot
 from adapter.store import Experiment, Operation, Store, Workspace, now
-from adapter.tenancy import can_see, check_sharing, missing_experiment, missing_workspace
+from adapter.tenancy import (
+    can_see,
+    check_sharing,
+    may_change,
+    missing_experiment,
+    missing_workspace,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -71,7 +77,7 @@ class WorkspaceService:
 
     @staticmethod
     def _require_owner(principal: Principal, ws: Workspace) -> None:
-        if not principal.admin and principal.user != ws.owner:
+        if not may_change(principal, ws):  # the workspace itself: its owner's, or an admin's
             raise Forbidden(
                 f"workspace {ws.rg}/{ws.name} is shared with you; only its owner or an admin may "
                 "change or delete it",

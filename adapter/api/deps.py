@@ -50,7 +50,7 @@ async def services(request: Request) -> Services:
 
 
 async def api_version(request: Request) -> None:
-    """Every ARM route's first check: the api-version, then the subscription id's form."""
+    """Every ARM route's first check: the subscription id's form, then the api-version."""
     sub = request.path_params.get("sub")
     if sub is not None:
         check_subscription(sub)

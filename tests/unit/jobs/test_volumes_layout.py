@@ -38,10 +38,11 @@ def resolve(
     allowed: tuple[str, ...] = (),
     accounts: Mapping[str, StorageAccount] = ACCOUNTS,
     user: str = "alice",
+    field: str = FIELD,
 ) -> list[Volume]:
     return resolve_volumes(
         volumes,
-        field=FIELD,
+        field=field,
         root=ROOT,
         accounts=accounts,
         dev_root=dev_root,
@@ -292,29 +293,11 @@ def test_cluster_level_errors_name_the_cluster_field() -> None:
         ],
     }
     field = "cluster nodeSetup.mountVolumes"
-    with pytest.raises(InvalidRequest) as info:
-        resolve_volumes(
-            volumes,
-            field=field,
-            root=ROOT,
-            accounts=ACCOUNTS,
-            dev_root=None,
-            unmanaged_allowed=(),
-            user="alice",
-        )
-    assert info.value.target == f"{field}.azureFileShares[0]"
-    assert info.value.message.startswith(f"{field}.azureFileShares[0] (afs): ")
-    with pytest.raises(InvalidRequest) as info:
-        resolve_volumes(
-            {"azureBlobFileSystems": volumes["azureBlobFileSystems"]},
-            field=field,
-            root=ROOT,
-            accounts=ACCOUNTS,
-            dev_root=None,
-            unmanaged_allowed=(),
-            user="alice",
-        )
-    assert info.value.target == f"{field}.azureBlobFileSystems[0].containerName"
+    error = refused(volumes, field=field)
+    assert error.target == f"{field}.azureFileShares[0]"
+    assert error.message.startswith(f"{field}.azureFileShares[0] (afs): ")
+    error = refused({"azureBlobFileSystems": volumes["azureBlobFileSystems"]}, field=field)
+    assert error.target == f"{field}.azureBlobFileSystems[0].containerName"
 
 
 def test_unknown_account_in_dev_is_a_local_directory_under_dev_root() -> None:
