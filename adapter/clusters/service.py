@@ -7,7 +7,7 @@ import copy
 import pwd
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -365,25 +365,38 @@ class ClusterService:
             raise QuotaExceeded(why, target=target)
 
     def _quota_view(
-        self, owner: str, others: list[Cluster], snap: Snapshot
+        self,
+        owner: str,
+        others: list[Cluster],
+        snap: Snapshot,
+        groups: quotas.Groups | None = None,
     ) -> tuple[list[quotas.Holding], quotas.Groups, QuotaSettings]:
         """What the quota arithmetic needs for `owner`: the other clusters' holdings and the
-        groups of everyone involved (looked up now: a membership change counts at once)."""
+        groups of everyone involved (`groups`, the pass's, or looked up now: a membership change
+        counts at once)."""
         cfg = self.settings.quotas
         if not quotas.configured(cfg):
             return [], {}, cfg
         held = quotas.holdings(others, snap.types)
-        users = [owner, *(c.owner for c in others)]
-        return held, quotas.memberships(users, cfg, groups_of), cfg
+        if groups is None:
+            groups = self._memberships([owner, *(c.owner for c in others)])
+        return held, groups, cfg
+
+    def _memberships(self, users: Iterable[str]) -> quotas.Groups:
+        return quotas.memberships(users, self.settings.quotas, groups_of)
 
     def _quota_room(
-        self, cluster: Cluster, others: list[Cluster], snap: Snapshot
+        self,
+        cluster: Cluster,
+        others: list[Cluster],
+        snap: Snapshot,
+        groups: quotas.Groups | None,
     ) -> quotas.Room | None:
         """The binding quota of a cluster's owner, with what the other clusters count."""
         node_type = snap.types.get(cluster.node_type)
         if node_type is None or node_type.gpus == 0 or not quotas.configured(self.settings.quotas):
             return None
-        held, groups, cfg = self._quota_view(cluster.owner, others, snap)
+        held, groups, cfg = self._quota_view(cluster.owner, others, snap, groups)
         return next(iter(quotas.rooms(cluster.owner, cluster.priority, held, groups, cfg)), None)
 
     def _dedicated_owned(self, exclude: str | None) -> set[str]:
@@ -406,11 +419,13 @@ class ClusterService:
         async with self.lock:
             configured = set(await self.backend.configured_partitions())
             clusters = self.store.clusters()
+            # Every owner's groups once a pass, not once per cluster and owner.
+            groups = self._memberships(c.owner for c in clusters)
             for cluster in clusters:
                 if cluster.partition not in configured:
                     self._applied.pop(cluster.partition, None)  # the file lost it: re-apply
                 try:
-                    await self._converge_locked(cluster, snap)
+                    await self._converge_locked(cluster, snap, groups=groups)
                 except BackendError as exc:
                     log.warning("cluster converge failed", cluster=cluster.name, error=str(exc))
             # The include file is bai's: a partition no cluster owns (its store was lost, or a
@@ -426,14 +441,24 @@ class ClusterService:
                     log.warning("orphan partition stays", partition=name, error=str(exc))
 
     async def _converge_locked(
-        self, cluster: Cluster, snap: Snapshot, extra_demand: int = 0
+        self,
+        cluster: Cluster,
+        snap: Snapshot,
+        extra_demand: int = 0,
+        groups: quotas.Groups | None = None,
     ) -> Cluster:
-        world = self._world(cluster, snap, extra_demand)
+        world = self._world(cluster, snap, extra_demand, groups)
         plan = plan_cluster(cluster, world, self.settings.clusters)
         await self._execute(cluster, plan, snap)
         return cluster
 
-    def _world(self, cluster: Cluster, snap: Snapshot, extra_demand: int) -> World:
+    def _world(
+        self,
+        cluster: Cluster,
+        snap: Snapshot,
+        extra_demand: int,
+        groups: quotas.Groups | None = None,
+    ) -> World:
         others = [c for c in self.store.clusters() if c.uid != cluster.uid]
         low_shared: dict[str, int] = {}
         for c in others:
@@ -441,7 +466,7 @@ class ClusterService:
                 for n in c.nodes:
                     low_shared[n] = low_shared.get(n, 0) + 1
         node_type = snap.types.get(cluster.node_type)
-        room = self._quota_room(cluster, others, snap)
+        room = self._quota_room(cluster, others, snap, groups)
         return World(
             nodes=snap.nodes,
             jobs=snap.jobs,

@@ -79,3 +79,30 @@ def test_the_planner_gets_the_nodes_the_binding_quota_leaves(tmp_path: Path) -> 
     unlimited = service(tmp_path / "none")
     unlimited.store.put_cluster(mine)
     assert unlimited._world(mine, SNAP, 0).quota_nodes is None
+
+
+def test_a_pass_gives_every_cluster_the_groups_it_looked_up_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[str] = []
+
+    def groups_of(user: str) -> frozenset[str]:
+        asked.append(user)
+        return frozenset({"team"})
+
+    monkeypatch.setattr("adapter.clusters.service.groups_of", groups_of)
+    svc = service(tmp_path, groups={"team": {"lowpriority_gpus": 4}})
+    other = cluster("lowpriority", manual(1), rows={"n1": "ready"}, name="other")
+    other.uid = "ffff0000"
+    mine = cluster("lowpriority", auto(0, 3))
+    svc.store.put_cluster(other)
+    svc.store.put_cluster(mine)
+    alone = svc._world(mine, SNAP, 0)  # outside a pass: looked up for this cluster
+
+    asked.clear()
+    groups = svc._memberships(c.owner for c in svc.store.clusters())
+    in_pass = [svc._world(c, SNAP, 0, groups) for c in (mine, mine)]
+
+    assert asked == ["alice"]  # once for the pass, however many clusters use it
+    assert {(w.quota_nodes, w.quota) for w in in_pass} == {(alone.quota_nodes, alone.quota)}
+    assert alone.quota_nodes == 1 and alone.quota.startswith("group team's low-priority")
