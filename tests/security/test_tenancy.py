@@ -366,6 +366,22 @@ def test_a_storage_account_is_refused_to_users_the_operator_did_not_give_it_to(
     carol = Api(service, service.token("carol"), rg=estate.rg)
     carol.workspace("carols")
     carol.experiment("carols", "e")
+    # A cluster's own volumes are checked for its creator when it is made.
+    with pytest.raises(CloudError) as made:
+        carol.cluster(
+            "carols",
+            "bad",
+            {
+                "vmSize": "t4x1",
+                "scaleSettings": {"manual": {"targetNodeCount": 0}},
+                "userAccountSettings": {"adminUserName": "carol"},
+                "nodeSetup": {"mountVolumes": volumes},
+            },
+        )
+    assert made.value.status == 400 and "'alicesonly'" in made.value.error["message"]
+    assert made.value.error["target"] == (
+        "properties.nodeSetup.mountVolumes.azureFileShares[0].azureFileUrl"
+    )
     carol.cluster(
         "carols",
         "c",
