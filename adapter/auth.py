@@ -1,8 +1,10 @@
-"""API tokens: bearer tokens bound to a Unix user, stored only as hashes, expiring, revocable.
+"""Who is calling: bearer tokens bound to a Unix user (stored only as hashes, expiring,
+revocable), or a munge credential made on a cluster host.
 
 A token's id is the start of its hash (12 hex digits, more while two tokens would share one):
 it names the token in `bai token list` and `revoke` and in 401 messages, and says nothing that
-helps guess the token. docs/security.md, "Tokens", has the rules.
+helps guess the token. docs/security.md, "Tokens" and "Identity on the cluster's hosts", has
+the rules.
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ import hashlib
 import pwd
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
+from adapter import munge
 from adapter.accounts import system_account
 from adapter.errors import Forbidden, InvalidRequest, NotFound, Unauthorized
 from adapter.settings import AuthSettings
@@ -28,20 +32,25 @@ ID_LENGTH = 12
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 _DURATION = re.compile(r"([0-9]+)([hdw])")
 _UNITS = {"h": "hours", "d": "days", "w": "weeks"}
+# One with an empty payload, as the CLI sends, is about 130 characters.
+MAX_MUNGE_CREDENTIAL = 4096
 
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the Unix user their jobs run as, and whether they administer bai."""
+    """Who is calling: the Unix user their jobs run as, whether they administer bai, and how
+    they proved it (a munge principal is never an admin)."""
 
     user: str
     admin: bool
+    method: Literal["token", "munge"] = "token"
 
     def require_user(self, user: str, field: str) -> None:
         """Only an admin may act as (or name) another Unix user."""
         if not self.admin and user != self.user:
+            proof = "token is bound to" if self.method == "token" else "munge credential is"
             raise Forbidden(
-                f"{field} is {user!r} but your token is bound to {self.user!r}; use your own "
+                f"{field} is {user!r} but your {proof} {self.user!r}; use your own "
                 "user name or an admin token",
                 target=field,
             )
@@ -158,6 +167,42 @@ def authenticate(
     if found.last_used is None or at - found.last_used >= LAST_USED_RESOLUTION:
         store.touch_token(token_hash, at)
     return Principal(user=found.user, admin=found.admin)
+
+
+def authenticate_munge(
+    cred: str,
+    *,
+    policy: AuthSettings,
+    decode: Callable[[str], munge.Credential] = munge.decode,
+) -> Principal:
+    """The caller a munge credential stands for: the Unix user of its uid, never an admin
+    (admins use tokens). munged refuses a replayed, expired or foreign credential. Blocks on
+    munged: call it in a worker thread. Unauthorized: munge refuses it, or its uid has no user
+    here; Forbidden: a system account the operator does not allow, as for tokens."""
+    if len(cred) > MAX_MUNGE_CREDENTIAL:
+        raise Unauthorized(
+            f"the munge credential is {len(cred)} characters, more than the "
+            f"{MAX_MUNGE_CREDENTIAL} bai accepts; make it with `munge -n` (no payload)"
+        )
+    try:
+        found = decode(cred)
+    except munge.MungeError as exc:
+        raise Unauthorized(exc.reason) from None
+    try:
+        account = pwd.getpwuid(found.uid)
+    except KeyError:
+        raise Unauthorized(
+            f"the munge credential's uid {found.uid} has no user on the service host; a user "
+            "needs the same uid on the cluster's hosts and the service host (or a token)"
+        ) from None
+    reason = system_account(account)
+    if reason and account.pw_name not in policy.allow_system_users:
+        raise Forbidden(
+            f"the munge credential is {account.pw_name!r}'s, a system account ({reason}); bai "
+            "acts as system accounts only if the operator lists them in the setting "
+            "auth.allow_system_users"
+        )
+    return Principal(user=account.pw_name, admin=False, method="munge")
 
 
 def select_tokens(

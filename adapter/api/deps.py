@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 
-from adapter.auth import Principal, authenticate
+from adapter.auth import Principal, authenticate, authenticate_munge
 from adapter.clusters.service import ClusterService
 from adapter.errors import InvalidRequest, Unauthorized
 from adapter.jobs.service import JobService
@@ -67,16 +68,23 @@ async def api_version(request: Request) -> None:
 
 
 async def principal(request: Request) -> Principal:
+    """`Authorization: Bearer <token>` (remote clients) or `Munge <credential>` (the CLI on a
+    cluster host, without a token)."""
     header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise Unauthorized(
-            "send 'Authorization: Bearer <token>'; an operator makes tokens with "
-            "`bai token create --user NAME`"
-        )
+    scheme, _, value = header.partition(" ")
+    value = value.strip()
     svc = services_of(request)
+    if scheme.lower() == "munge" and value:
+        # munged answers over a socket: a worker thread, so a slow munged stalls no request.
+        return await asyncio.to_thread(authenticate_munge, value, policy=svc.settings.auth)
+    if scheme.lower() != "bearer" or not value:
+        raise Unauthorized(
+            "send 'Authorization: Bearer <token>' (an operator makes tokens with `bai token "
+            "create --user NAME`) or, on a cluster host, 'Authorization: Munge <credential>' "
+            "(`munge -n`; the bai CLI sends one when BAI_TOKEN is not set)"
+        )
     # Read from the store on every request: a revoke or an expiry counts from the next one.
-    return authenticate(svc.store, token.strip(), policy=svc.settings.auth)
+    return authenticate(svc.store, value, policy=svc.settings.auth)
 
 
 def base_url(request: Request) -> str:

@@ -1,16 +1,17 @@
-"""The CLI's HTTP client: bearer token, api-version, paging, long-running operations, errors."""
+"""The CLI's HTTP client: a token or munge, api-version, paging, long-running operations, errors."""
 
 from __future__ import annotations
 
-import os
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from adapter import munge
+from adapter.cli import config
 from adapter.errors import BaiError
 
 API_VERSION = "2018-05-01"
@@ -33,26 +34,56 @@ class Scope:
         )
 
 
+class BearerAuth(httpx.Auth):
+    """`Authorization: Bearer <token>` on every request."""
+
+    def __init__(self, token: str) -> None:
+        self.header = f"Bearer {token}"
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = self.header
+        yield request
+
+
+class MungeAuth(httpx.Auth):
+    """`Authorization: Munge <credential>`, a new credential for every request: the service's
+    munged refuses one it has seen."""
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        try:
+            cred = munge.encode()
+        except munge.MungeError as exc:
+            raise CliError(
+                f"no BAI_TOKEN, and munge failed: {exc}. On a cluster host munged must run; "
+                "elsewhere ask your operator for a token and set BAI_TOKEN"
+            ) from None
+        request.headers["Authorization"] = f"Munge {cred}"
+        yield request
+
+
 class Client:
-    """Talks to the bai service named by BAI_URL with the token in BAI_TOKEN."""
+    """Talks to the bai service at BAI_URL (or /etc/bai/client.conf's), with the token in
+    BAI_TOKEN or, without one, a munge credential per request."""
 
     def __init__(
         self, url: str | None = None, token: str | None = None, ca: str | None = None
     ) -> None:
-        url = url or os.environ.get("BAI_URL")
-        token = token or os.environ.get("BAI_TOKEN")
-        if not url or not token:
+        settings = config.load()
+        url = url or settings.url
+        token = token or settings.token
+        if not url:
             raise CliError(
-                "BAI_URL and BAI_TOKEN are not set; on the dev machine run "
-                "`. .dev/env` (written by make dev), elsewhere ask your operator for them"
+                f"BAI_URL is not set, nor in {settings.path}; on the dev machine run "
+                "`. .dev/env` (written by make dev), elsewhere ask your operator for it"
             )
-        ca = ca or os.environ.get("BAI_CA")
+        ca = ca or settings.ca
         verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca) if ca else True
         self.http = httpx.Client(
             base_url=url.rstrip("/"),
             verify=verify,
             timeout=60.0,
-            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            auth=BearerAuth(token) if token else MungeAuth(),
+            headers={"Accept": "application/json"},
         )
 
     def request(
@@ -101,11 +132,11 @@ class Client:
             self._wait(response, progress)
 
     def download(self, url: str, headers: dict[str, str] | None = None) -> httpx.Response:
-        """GET a pre-signed download URL: same TLS settings, no bearer token, any status."""
+        """GET a pre-signed download URL: same TLS settings, no token or credential, any
+        status."""
         request = self.http.build_request("GET", url, headers={"Accept": "*/*", **(headers or {})})
-        del request.headers["Authorization"]
         try:
-            return self.http.send(request)
+            return self.http.send(request, auth=None)
         except httpx.HTTPError as exc:
             raise CliError(f"downloading {url.split('?')[0]} failed: {exc}") from None
 
