@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich import box
@@ -13,20 +12,18 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from adapter.auth import (
-    DEFAULT_EXPIRY,
-    create_token,
-    hash_token,
-    parse_expiry,
-    select_tokens,
-    short_ids,
-)
-from adapter.backends import CliBackend, LocalRunner
 from adapter.cli.common import Output
 from adapter.cli.output import Format, console
 from adapter.errors import InvalidRequest
-from adapter.settings import load_settings
-from adapter.store import Store, TokenRecord, now
+
+# The settings, the store and the backends are imported by the commands that use them: every
+# `bai` command loads this module, and they are most of its start-up time.
+if TYPE_CHECKING:
+    from adapter.store import TokenRecord
+
+# adapter.auth.DEFAULT_EXPIRY (a unit test keeps the two equal), not imported: adapter.auth
+# loads the settings and the store.
+DEFAULT_EXPIRY = "90d"
 
 ConfigOption = Annotated[
     str | None,
@@ -44,6 +41,7 @@ def serve(config: ConfigOption = None) -> None:
 
     from adapter import logs
     from adapter.api.app import build_services, create_app
+    from adapter.settings import load_settings
     from adapter.tls import ensure_self_signed
 
     settings = load_settings(config)
@@ -103,6 +101,10 @@ def token_create(
     config: ConfigOption = None,
 ) -> None:
     """Print a new bearer token bound to a Unix user (stored only as its SHA-256)."""
+    from adapter.auth import create_token, hash_token, parse_expiry, short_ids
+    from adapter.settings import load_settings
+    from adapter.store import Store, now
+
     settings = load_settings(config)
     at = now()
     when = parse_expiry(expires, at)
@@ -128,6 +130,10 @@ def token_create(
 @token_app.command("list", help=LIST_HELP)
 def token_list(output: Output = Format.table, config: ConfigOption = None) -> None:
     """Every token, never the token nor its hash."""
+    from adapter.auth import short_ids
+    from adapter.settings import load_settings
+    from adapter.store import Store, now
+
     settings = load_settings(config)
     store = Store(settings.db_path)
     try:
@@ -203,6 +209,10 @@ def token_revoke(
     config: ConfigOption = None,
 ) -> None:
     """Revoke tokens by id, label, user or expiry."""
+    from adapter.auth import select_tokens, short_ids
+    from adapter.settings import load_settings
+    from adapter.store import Store, now
+
     if not ids and label is None and user is None and not expired:
         raise InvalidRequest("name the tokens to revoke: ids, --label, --user or --expired")
     settings = load_settings(config)
@@ -224,6 +234,10 @@ def token_revoke(
 @slurm_app.command("nodes")
 def slurm_nodes() -> None:
     """Every Slurm node: address, state, GPUs, partitions, reason."""
+    import asyncio
+
+    from adapter.backends import CliBackend, LocalRunner
+
     nodes = asyncio.run(CliBackend(LocalRunner()).nodes())
     table = Table("Node", "Address", "State", "GPUs", "Used", "Partitions", "Reason")
     for n in nodes:

@@ -8,14 +8,10 @@ import time
 from pathlib import Path
 from typing import Annotated
 
-import httpx
 import typer
 
-from adapter.auth import authenticate, create_token
 from adapter.cli.admin import ConfigOption
 from adapter.errors import BaiError, RequestError
-from adapter.settings import load_settings
-from adapter.store import Store, now
 
 app = typer.Typer(help="Dev machine helpers (used by make dev).", no_args_is_help=True)
 
@@ -33,6 +29,11 @@ def init(
     config: ConfigOption = None,
 ) -> None:
     """Write BAI_URL, BAI_TOKEN, BAI_CA and BAI_DEV_STORAGE_ROOT to .dev/env (token kept)."""
+    # Imported here, not for every `bai` command: they are most of the CLI's start-up time.
+    from adapter.auth import authenticate, create_token
+    from adapter.settings import load_settings
+    from adapter.store import Store, now
+
     settings = load_settings(config)
     store = Store(settings.db_path)
     try:
@@ -75,6 +76,8 @@ def init(
 
 
 def _wait_for(url: str, ca: str, timeout: float = 60) -> None:
+    import httpx
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

@@ -10,7 +10,10 @@ import typer
 from adapter.cli.client import Client
 from adapter.cli.common import Output, ResourceGroup, Yes, confirm, scope
 from adapter.cli.output import Format, emit, prop
-from adapter.tenancy import SHARE_TAG
+
+# adapter.tenancy.SHARE_TAG (a unit test keeps the two equal), not imported: adapter.tenancy
+# loads the store and the settings, most of the CLI's start-up time.
+SHARE_TAG = "bai-groups"
 
 app = typer.Typer(help="Workspaces: namespaces for clusters and experiments.", no_args_is_help=True)
 Name = Annotated[str, typer.Option("-n", "--name", "--workspace", help="Workspace name.")]
