@@ -53,6 +53,11 @@ class SlurmJob:
     term_signal: int | None  # the signal that killed it, if one did
     requeue: bool
     batch_host: str
+    # Job arrays: the array's job id (the id sbatch printed), this record's task index, and
+    # the indices still pending in this record ("2-3%2"); 0, None and "" outside arrays.
+    array_job_id: int = 0
+    array_task_id: int | None = None
+    array_pending: str = ""
 
     @property
     def finished(self) -> bool:

@@ -40,7 +40,7 @@ from typing import Any, NoReturn
 from adapter.backends.base import SlurmJob
 from adapter.backends.cli import DEFAULT_INCLUDE, CliBackend
 from adapter.backends.runner import Runner, user_session
-from adapter.backends.slurm_output import is_unavailable, job_from_fields
+from adapter.backends.slurm_output import is_unavailable, job_from_fields, task_index
 from adapter.errors import BackendError, BackendUnavailable
 
 HEADER_DIR = Path("/usr/include/slurm")
@@ -86,6 +86,9 @@ typedef struct job_descriptor {
 } job_desc_msg_t;
 
 typedef struct job_info {
+    uint32_t array_job_id;
+    uint32_t array_task_id;
+    char *array_task_str;
     char *batch_host;
     char *comment;
     time_t end_time;
@@ -534,6 +537,9 @@ class Libslurm:
             exit_code=rec.exit_code,
             requeue=bool(rec.requeue),
             batch_host=text(rec.batch_host),
+            array_job_id=rec.array_job_id,
+            array_task_id=task_index(rec.array_task_id),
+            array_pending=text(rec.array_task_str),
         )
 
     def _user(self, uid: int) -> str:

@@ -162,7 +162,16 @@ def _job(raw: Mapping[str, Any]) -> SlurmJob:
         exit_code=int(raw["exit_code"]),
         requeue=bool(raw.get("requeue")),
         batch_host=str(raw.get("batch_host") or ""),
+        array_job_id=int(raw.get("array_job_id") or 0),
+        array_task_id=task_index(raw.get("array_task_id")),
+        array_pending=str(raw.get("array_task_string") or ""),
     )
+
+
+def task_index(value: Any) -> int | None:
+    """An array task index as Slurm reports it, None when the record is not one task."""
+    # libslurm says NO_VAL (0xfffffffe) for "not a task"; squeue --json says null.
+    return None if value is None or int(value) >= 0xFFFFFFFE else int(value)
 
 
 def job_from_fields(
@@ -184,6 +193,9 @@ def job_from_fields(
     exit_code: int,
     requeue: bool,
     batch_host: str,
+    array_job_id: int = 0,
+    array_task_id: int | None = None,
+    array_pending: str = "",
 ) -> SlurmJob:
     """A job from Slurm's own values (epoch seconds, 0 for unset; a raw wait status), however
     they were read: `squeue --json` or libslurm's job records."""
@@ -211,6 +223,9 @@ def job_from_fields(
         term_signal=term_signal,
         requeue=requeue,
         batch_host=batch_host,
+        array_job_id=array_job_id,
+        array_task_id=array_task_id,
+        array_pending=array_pending,
     )
 
 

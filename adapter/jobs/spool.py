@@ -63,7 +63,7 @@ class JobSpool:
         texts = {"plan.json": json.dumps(self.user_plan(job), indent=1), **files}
         boundary.write_user_files(
             self.spool_of(job),
-            {name: text.encode() for name, text in texts.items()},
+            {name: text.encode(errors="surrogateescape") for name, text in texts.items()},
             uid=owner.uid,
             gid=owner.gid,
             mode=0o600,
@@ -85,11 +85,15 @@ class JobSpool:
 
     def root_plan(self, job: Job, owner: Owner, slurm_id: int | None) -> dict[str, Any]:
         layout = job.info["layout"]
+        # Slurm 22.05's Prolog does not say which array a task is of: an array's plan is
+        # bound to its owner alone, and its tasks on one host share one set-up.
+        array = bool((job.info.get("sbatch") or {}).get("array"))
         return {
             "uid": job.uid,
             "owner_uid": owner.uid,
             "owner_gid": owner.gid,
-            "slurm_job_id": slurm_id,
+            "slurm_job_id": None if array else slurm_id,
+            "array": array,
             "job_temp": layout["job_temp"],
             "mount_roots": [layout["job_mount_root"], layout["mount_root"]],
             "volumes": [v.plan() for v in volumes_of(job) if v.kind in ROOT_KINDS],
