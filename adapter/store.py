@@ -601,6 +601,18 @@ class Store:
         rows = self._all("SELECT execution_state, COUNT(*) AS n FROM jobs GROUP BY execution_state")
         return {r["execution_state"]: r["n"] for r in rows}
 
+    def rename_job(self, uid: str, name: str) -> bool:
+        """Give a job a new name within its experiment; False if another job has it."""
+        try:
+            self._run("UPDATE jobs SET name = ? WHERE uid = ?", name, uid)
+        except sqlite3.IntegrityError:
+            return False
+        return True
+
+    def set_job_info(self, uid: str, info: dict[str, Any]) -> None:
+        """Replace what bai keeps of a job beside Slurm's view (a job array's tasks)."""
+        self._run("UPDATE jobs SET info = ? WHERE uid = ?", json.dumps(info), uid)
+
     def delete_job(self, uid: str) -> None:
         self._run("DELETE FROM jobs WHERE uid = ?", uid)
 

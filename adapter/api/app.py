@@ -15,7 +15,7 @@ from adapter import __version__
 from adapter.api import errors, openapi
 from adapter.api.deps import Services
 from adapter.api.limits import BodyLimit
-from adapter.api.routes import clusters, files, jobs, metrics, operations, workspaces
+from adapter.api.routes import clusters, files, jobs, metrics, operations, sbatch, workspaces
 from adapter.backends.base import SlurmBackend
 from adapter.backends.cli import CliBackend
 from adapter.backends.libslurm import Libslurm, LibslurmBackend
@@ -156,7 +156,7 @@ def create_app(svc: Services, *, run_reconciler: bool = True) -> FastAPI:
     app.state.services = svc
     errors.install(app)
     openapi.install(app)  # /openapi.json with bodies and replies (built at first request)
-    for module in (workspaces, clusters, jobs, files, operations, metrics):
+    for module in (workspaces, clusters, jobs, files, sbatch, operations, metrics):
         app.include_router(module.router)
 
     app.add_middleware(BodyLimit, limits=svc.settings.api)  # inside RequestContext: 413s logged

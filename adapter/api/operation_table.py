@@ -15,6 +15,7 @@ from adapter.api.response_schemas import STR, Schema
 from adapter.models.clusters import ClusterCreateParameters, ClusterUpdateParameters
 from adapter.models.common import NAME, RESOURCE_GROUP, SUBSCRIPTION
 from adapter.models.jobs import JobCreateParameters
+from adapter.models.sbatch import SbatchConfirm, SbatchSubmit
 from adapter.models.workspaces import WorkspaceCreateParameters, WorkspaceUpdateParameters
 
 
@@ -62,6 +63,7 @@ PATH_PARAMS: dict[str, Schema] = {
     "op_id": {"description": "the id in a Location or Azure-AsyncOperation URL", **STR},
     "location": {"description": "location: bai has one, any name answers the same", **STR},
     "path": {"description": "the path part of a downloadUrl from listOutputFiles", **STR},
+    "uid": {"description": "the uid POST /bai/sbatch answered", **STR},
 }
 QUERY: dict[str, dict[str, Any]] = {
     "api-version": {"required": True, "schema": {"type": "string", "enum": [API_VERSION]}},
@@ -232,6 +234,26 @@ TABLE: dict[str, dict[str, Op]] = {
         "Jobs_ListRemoteLoginInformation", "RemoteLoginInformation"
     ),
     JOB + "/listOutputFiles": _paged_post("Jobs_ListOutputFiles", "File", FILES_QUERY),
+    "/bai/sbatch": {
+        "POST": Op(
+            "Sbatch_Submit",
+            "bai sbatch: record a job, answer its wrapper script and sbatch options",
+            ok("SbatchPlan"),
+            (*BODY, 502, 503),
+            SbatchSubmit,
+            query=(),
+        )
+    },
+    "/bai/sbatch/{uid}": {
+        "POST": Op(
+            "Sbatch_Confirm",
+            "bai sbatch: the job id sbatch printed (the job's name from now on), or its error",
+            ok("Job"),
+            (*BODY, 502, 503),
+            SbatchConfirm,
+            query=(),
+        )
+    },
     "/bai/files/{path}": {
         "GET": Op(
             "Files_Download",

@@ -104,8 +104,6 @@ def job_resource(j: Job) -> dict[str, Any]:
         {
             "toolType": j.info["toolType"],
             "jobOutputDirectoryPathSegment": j.info["segment"],
-            # The effective limit: on a low-priority cluster, capped at the low-priority cap.
-            "constraints": {"maxWallClockTime": iso_duration(j.info["limitSeconds"])},
             "creationTime": iso(j.created),
             "provisioningState": j.provisioning_state,
             "provisioningStateTransitionTime": iso(j.provisioning_changed),
@@ -114,6 +112,23 @@ def job_resource(j: Job) -> dict[str, Any]:
             "executionInfo": info,
         }
     )
+    if j.info["limitSeconds"] is not None:  # None: a `bai sbatch` job with no time limit
+        # The effective limit: on a low-priority cluster, capped at the low-priority cap.
+        props["constraints"] = {"maxWallClockTime": iso_duration(j.info["limitSeconds"])}
+    sb = j.info.get("sbatch")
+    if sb is not None:  # bai's own: the Slurm job, and each task of a job array
+        props["sbatch"] = {**props.get("sbatch", {}), "slurmJobId": j.slurm_id}
+        if sb.get("array"):
+            props["sbatch"]["array"] = sb["array"]
+            props["sbatch"]["tasks"] = [
+                {
+                    "index": int(index),
+                    "state": task.get("state", "queued"),
+                    "exitCode": task.get("exitCode"),
+                    "slurmJobId": task.get("jobId"),
+                }
+                for index, task in sorted(sb["tasks"].items(), key=lambda kv: int(kv[0]))
+            ]
     return {
         "id": job_id(j),
         "name": j.name,

@@ -133,7 +133,6 @@ JOB_PROPERTIES = obj(
         "toolType": enum(*sorted(set(TOOLKITS.values()))),
         "jobOutputDirectoryPathSegment": STR,
         "stdOutErrPathPrefix": STR,
-        "constraints": obj({"maxWallClockTime": DURATION}),
         **STATE_TIMES,
         "executionState": enum("queued", "running", "terminating", "succeeded", "failed"),
         "executionStateTransitionTime": TIME,
@@ -155,6 +154,27 @@ JOB_PROPERTIES = obj(
         "outputDirectories": array(obj({"id": STR, "pathPrefix": STR})),
         "environmentVariables": ENV,
         "secrets": SECRETS,
+        # Absent only for a `bai sbatch` job that has no time limit.
+        "constraints": obj({"maxWallClockTime": DURATION}),
+        # bai's own, for `bai sbatch` jobs: the Slurm job, and each task of an array.
+        "sbatch": obj(
+            {"slurmJobId": nullable(COUNT)},
+            {
+                "options": array(array({})),
+                "arguments": array(STR),
+                "array": STR,
+                "tasks": array(
+                    obj(
+                        {
+                            "index": COUNT,
+                            "state": enum("queued", "running", "succeeded", "failed"),
+                            "exitCode": nullable({"type": "integer"}),
+                            "slurmJobId": nullable(COUNT),
+                        }
+                    )
+                ),
+            },
+        ),
     },
 )
 
@@ -192,6 +212,14 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
     "Experiment": _resource("workspaces/experiments", obj(STATE_TIMES)),
     "Cluster": _resource("workspaces/clusters", CLUSTER_PROPERTIES),
     "Job": _resource("workspaces/experiments/jobs", JOB_PROPERTIES),
+    "SbatchPlan": obj(
+        {
+            "uid": STR,
+            "job": ref("Job"),
+            "arguments": array(STR),
+            "script": STR,
+        }
+    ),
     "RemoteLoginInformation": obj(
         {
             "nodeId": STR,

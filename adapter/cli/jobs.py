@@ -58,6 +58,14 @@ COLUMNS = [
     ("Preempted", _info("preemptionCount")),
 ]
 
+# The tasks of a job array that `bai sbatch --array` submitted.
+TASK_COLUMNS = [
+    ("Task", prop("index")),
+    ("State", prop("state")),
+    ("Exit code", prop("exitCode")),
+    ("Slurm job", prop("slurmJobId")),
+]
+
 
 def cluster_id(cluster: str, workspace_scope: Scope, workspace: str) -> str:
     """`-c`: an ARM id as is, or the name of a cluster in the job's workspace."""
@@ -133,8 +141,12 @@ def show(
     resource_group: ResourceGroup = "default",
     output: Output = Format.table,
 ) -> None:
-    """Show a job with its state and exit code."""
-    emit(Client().get(job_path(resource_group, workspace, experiment, name)), COLUMNS, output)
+    """Show a job with its state and exit code (and each task's, for a job array)."""
+    job = Client().get(job_path(resource_group, workspace, experiment, name))
+    emit(job, COLUMNS, output)
+    tasks = prop("properties", "sbatch", "tasks")(job)
+    if tasks and output != Format.json:
+        emit(tasks, TASK_COLUMNS, output)
 
 
 @app.command("list")

@@ -7,6 +7,7 @@ regular files are listed or served.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from adapter.errors import InvalidRequest, NotFound
 from adapter.jobs.signing import UrlSigner
 from adapter.jobs.spool import Owner
 from adapter.jobs.volumes import Volume, adapter_view
+from adapter.sbatch.patterns import default_output, expand
 from adapter.store import Job
 
 STDOUTERR = "stdouterr"
@@ -87,7 +89,86 @@ def _below(base: str, relative: str, field: str) -> str:
     return "/".join([base, *parts]).strip("/")
 
 
+def sbatch_files(job: Job) -> dict[str, str]:
+    """A `bai sbatch` job's standard output and error files (each task's, for an array), as
+    Slurm names them from -o/-e: name (relative to the job's working directory where it is
+    below it) -> path. Only once Slurm has the job: the names hold its id."""
+    sb = job.info["sbatch"]
+    if job.slurm_id is None:
+        return {}
+    workdir = sb["workdir"].rstrip("/") or "/"
+    array = bool(sb.get("array"))
+    runs: list[tuple[int, int | None, str]] = (
+        [
+            (t["jobId"], int(i), t.get("node") or "")
+            for i, t in sb["tasks"].items()
+            if t.get("jobId")
+        ]
+        if array
+        else [(job.slurm_id, None, job.nodes[0] if job.nodes else "")]
+    )
+    found: dict[str, str] = {}
+    for job_id, task, node in sorted(runs, key=lambda r: (r[1] or 0, r[0])):
+        patterns = [sb.get("output") or default_output(array), sb.get("error")]
+        for pattern in patterns:
+            if not pattern:
+                continue
+            path = expand(
+                pattern,
+                job_id=job_id,
+                array_job_id=job.slurm_id if array else 0,
+                array_task_id=task,
+                user=job.owner,
+                job_name=sb.get("jobName") or "sbatch",
+                node=node,
+            )
+            path = path if path.startswith("/") else f"{workdir}/{path}"
+            name = path[len(workdir) + 1 :] if path.startswith(workdir + "/") else path
+            found.setdefault(name.lstrip("/"), path)
+    return found
+
+
+def _sbatch_file(job: Job, name: str) -> tuple[str, str]:
+    path = sbatch_files(job).get(name)
+    if path is None:
+        raise NotFound(f"{name} is not one of the job's output files")
+    parent, _, base = path.rpartition("/")
+    return parent or "/", base
+
+
+def _sbatch_list(job: Job, directory_id: str, relative: str) -> list[FileEntry]:
+    if directory_id.lower() != STDOUTERR or relative.strip("./"):
+        raise InvalidRequest(
+            "a bai sbatch job has one directory, stdouterr: its -o/-e files",
+            target="outputdirectoryid",
+        )
+    uid = owner_uid(job)
+    out = []
+    for name in sbatch_files(job):
+        try:
+            fd, st = _open_sbatch(job, name, uid)
+        except (NotFound, InvalidRequest):
+            continue  # not written yet, or not one bai serves (see docs/sbatch.md)
+        os.close(fd)
+        out.append(FileEntry(name, False, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC)))
+    return out
+
+
+def _open_sbatch(job: Job, name: str, uid: int) -> tuple[int, os.stat_result]:
+    """The file through the boundary: its directory and the file must be the job user's."""
+    parent, base = _sbatch_file(job, name)
+    try:
+        with boundary.zone(parent, uid) as dir_fd:
+            return boundary.open_file(dir_fd, base, f"{parent}/{base}", uid)
+    except FileNotFoundError:
+        raise NotFound(f"{name} does not exist") from None
+    except boundary.UnsafePath as exc:
+        raise NotFound(f"{name} is not one of the job's files: {exc.reason}") from None
+
+
 def list_dir(job: Job, directory_id: str, relative: str) -> list[FileEntry]:
+    if job.info.get("kind") == "sbatch":
+        return _sbatch_list(job, directory_id, relative)
     top, base = job_directory(job, directory_id)
     uid = owner_uid(job)
     try:
@@ -109,6 +190,9 @@ def list_dir(job: Job, directory_id: str, relative: str) -> list[FileEntry]:
 
 def open_download(job: Job, directory_id: str, relative: str) -> tuple[int, int]:
     """An open descriptor of one of the job's files and its size (the caller closes it)."""
+    if job.info.get("kind") == "sbatch":
+        fd, st = _open_sbatch(job, relative, owner_uid(job))
+        return fd, st.st_size
     top, base = job_directory(job, directory_id)
     uid = owner_uid(job)
     *dirs, name = _below(base, relative, "path").split("/")

@@ -85,9 +85,9 @@ def render_job_script(job: JobScript) -> str:
         out.append(f"set -a; . {quote(job.secrets_file)}; set +a")
     if job.image_not_used and job.host_path:
         out.append(f'export PATH={quote(":".join(job.host_path))}:"$PATH"')
-    out += _helpers()
-    out += _teardown(job)
-    out += _prepare_nodes(job)
+    out += helper_lines()
+    out += teardown_lines(job.user_volumes)
+    out += prepare_lines()
     out += _directories(job)
     if job.job_preparation is not None:
         out += _job_preparation(job)
@@ -135,9 +135,9 @@ def _batchai_environment(job: JobScript) -> list[tuple[str, str]]:
     return env
 
 
-def _teardown(job: JobScript) -> list[str]:
+def teardown_lines(user_volumes: bool) -> list[str]:
     """User-level volumes are undone on every node when the script exits, however it exits."""
-    if not job.user_volumes:
+    if not user_volumes:
         return []
     return [
         "bai_teardown() {",
@@ -148,7 +148,7 @@ def _teardown(job: JobScript) -> list[str]:
     ]
 
 
-def _helpers() -> list[str]:
+def helper_lines() -> list[str]:
     # JSON lines; every value bai puts in is a number or a fixed word.
     return [
         "",
@@ -195,7 +195,7 @@ def _helpers() -> list[str]:
     ]
 
 
-def _prepare_nodes(job: JobScript) -> list[str]:
+def prepare_lines() -> list[str]:
     # The root Prolog made the job temp and the mount roots; `prepare` checks they are the
     # Prolog's (exit 3 if not) and mounts the user-level volumes (exit 1, with mount-error).
     return [

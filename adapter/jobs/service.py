@@ -36,6 +36,7 @@ from adapter.jobs.spool import LOG_CAP, NOTE_CAP, JobSpool, volumes_of
 from adapter.jobs.volumes import ROOT_KINDS, resolve_volumes
 from adapter.metrics.events import MetricEvents
 from adapter.models.jobs import TOOLKITS, JobCreateParameters
+from adapter.sbatch.values import parse_array
 from adapter.scripts.shell import export
 from adapter.settings import Settings
 from adapter.snapshot import Snapshot
@@ -44,6 +45,9 @@ from adapter.tenancy import Tenancy, missing_job, shared_groups
 from adapter.unix import groups_of
 
 log = structlog.get_logger(__name__)
+
+# A `bai sbatch` job its client never confirmed nor Slurm shows: the client stopped first.
+UNCONFIRMED_AFTER = timedelta(minutes=10)
 
 CLUSTER_ID = re.compile(
     r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.BatchAI/"
@@ -62,6 +66,11 @@ class JobKey:
 
     def __str__(self) -> str:
         return f"{self.rg}/{self.ws}/{self.exp}/{self.name}"
+
+
+def marker(comment: str) -> str:
+    """bai's mark in a Slurm job's comment (`bai:<uuid>`, then a `bai sbatch` user's own)."""
+    return comment.split(" ", 1)[0]
 
 
 def human(delta: timedelta) -> str:
@@ -113,7 +122,10 @@ class JobService:
         return sum(
             j.properties["nodeCount"]
             for j in self.store.active_jobs()
-            if j.cluster_uid == cluster.uid and j.slurm_id is None and not j.terminate
+            if j.cluster_uid == cluster.uid
+            and j.slurm_id is None
+            and not j.terminate
+            and j.info.get("kind") != "sbatch"  # its client submits it, at once
         )
 
     # -- create --------------------------------------------------------------------------------
@@ -379,10 +391,11 @@ class JobService:
             execution_changed=t,
         )
 
-    async def _write_spool(self, job: Job) -> None:
-        """The job's spool (its user's), its root plan, and its secrets and rclone config."""
+    async def write_spool(self, job: Job, files: dict[str, str] | None = None) -> None:
+        """The job's spool (its user's), its root plan, its secrets and rclone config, and
+        `files` (a `bai sbatch` job's script)."""
         volumes = volumes_of(job)
-        files: dict[str, str] = {}
+        files = dict(files or {})
         remotes = {v.remote_name: v.remote for v in volumes if v.kind == "rclone" and v.remote}
         if remotes:
             files["rclone.conf"] = "".join(
@@ -408,7 +421,7 @@ class JobService:
         # Written here, not by the API: the answer does not wait for the disk, and a job left
         # unsubmitted by a crash gets its spool when the reconciler submits it.
         try:
-            await self._write_spool(job)
+            await self.write_spool(job)
         except boundary.UnsafePath as exc:  # the user's own files are in the way: say so, once
             log.warning("job spool refused", job=job.name, uid=job.uid, reason=str(exc))
             self._finalize(job, "failed", None, [error("SpoolInvalid", detail=str(exc))])
@@ -422,6 +435,18 @@ class JobService:
         terminate = self.store.set_slurm_id(job.uid, slurm_id)
         await self._bind(job, slurm_id)
         log.info("job submitted", job=job.name, uid=job.uid, slurm_id=slurm_id)
+        if terminate:
+            await self.backend.cancel(slurm_id)
+
+    async def adopt(self, job: Job, slurm_id: int) -> None:
+        """Slurm has the job under this id: record it, and name a `bai sbatch` job after it
+        (the id sbatch printed is the name its user knows)."""
+        job.slurm_id = slurm_id
+        self._submitted[job.uid] = now()
+        terminate = self.store.set_slurm_id(job.uid, slurm_id)
+        if job.info.get("kind") == "sbatch" and self.store.rename_job(job.uid, str(slurm_id)):
+            job.name = str(slurm_id)
+        await self._bind(job, slurm_id)
         if terminate:
             await self.backend.cancel(slurm_id)
 
@@ -513,7 +538,7 @@ class JobService:
     async def on_pass(self, snap: Snapshot) -> None:
         """Follow every unfinished job in Slurm; submit held jobs whose cluster grew."""
         async with self.lock:
-            by_comment = {j.comment: j for j in snap.jobs if j.comment.startswith("bai:")}
+            by_comment = {marker(j.comment): j for j in snap.jobs if j.comment.startswith("bai:")}
             clusters = {c.uid: c for c in self.store.clusters()}
             for job in self.store.active_jobs():
                 try:
@@ -538,11 +563,14 @@ class JobService:
         cluster = clusters.get(job.cluster_uid)
         if job.slurm_id is None:
             found = by_comment.get(f"bai:{job.uid}")
-            if found is not None:  # submitted just before a crash: adopt, never resubmit
-                job.slurm_id = found.job_id
-                self.store.put_job(job)
-                await self._bind(job, found.job_id)
-                log.info("job adopted after restart", job=job.name, slurm_id=found.job_id)
+            if found is not None and found.user == job.owner:  # submitted, not yet recorded:
+                # adopt (never resubmit); another user's job naming this one is not it
+                await self.adopt(job, found.array_job_id or found.job_id)
+                log.info("job adopted", job=job.name, slurm_id=job.slurm_id)
+            elif job.info.get("kind") == "sbatch":  # its client submits it, never bai
+                if now() - job.created > UNCONFIRMED_AFTER:
+                    self._finalize(job, "failed", None, [error("SubmissionNotConfirmed")])
+                return
             elif any(await self._read_log(job)):  # it ran (a log, even a bad one), Slurm forgot
                 await self._conclude(job, None, cluster)  # it ran and Slurm forgot it
                 return
@@ -552,12 +580,15 @@ class JobService:
             else:
                 await self._try_submit(job, cluster)
                 return
+        if (job.info.get("sbatch") or {}).get("array"):
+            await self._follow_array(job, snap, cluster)
+            return
         slurm = next((j for j in snap.jobs if j.job_id == job.slurm_id), None)
         submitted = self._submitted.get(job.uid)
         if slurm is None and submitted is not None and submitted >= snap.taken:
             return  # sbatched after this snapshot was taken: not missing, just not seen yet
         if slurm is not None and job.terminate and not slurm.finished:
-            await self.backend.cancel(job.slurm_id)
+            await self.backend.cancel(slurm.job_id)
         if slurm is not None and not slurm.finished:
             await self._track(job, slurm)
             return
@@ -579,6 +610,99 @@ class JobService:
         if changed:
             self.store.put_job(job)
 
+    async def _follow_array(self, job: Job, snap: Snapshot, cluster: Cluster | None) -> None:
+        """A job array is one bai job: each task's state and exit code are kept in its info,
+        and the job ends when every task has (succeeded only if every task did)."""
+        records = [j for j in snap.jobs if j.array_job_id == job.slurm_id]
+        submitted = self._submitted.get(job.uid)
+        if not records and submitted is not None and submitted >= snap.taken:
+            return  # sbatched after this snapshot was taken
+        sb = job.info["sbatch"]
+        tasks: dict[str, dict[str, Any]] = sb["tasks"]
+        before = copy.deepcopy(tasks)
+        pending: set[int] = set()
+        for rec in records:
+            if job.terminate and not rec.finished:
+                await self.backend.cancel(rec.job_id)
+            if rec.array_task_id is None:  # the tasks not started yet, as one record
+                if rec.array_pending and not rec.finished:
+                    pending |= set(parse_array(rec.array_pending).indices)
+                elif rec.array_pending:  # cancelled before they started
+                    for index in parse_array(rec.array_pending).indices:
+                        tasks[str(index)] = {"state": "failed", "exitCode": None, "jobId": None}
+                continue
+            task = tasks.setdefault(str(rec.array_task_id), {})
+            task.update(jobId=rec.job_id, node=rec.batch_host or (rec.nodes or ("",))[0])
+            task["restarts"] = rec.restart_count
+            if rec.start_time is not None and "start" not in task:
+                task["start"] = rec.start_time.isoformat()
+            if not rec.finished:
+                task["state"] = "queued" if rec.state in {"PENDING", "REQUEUED"} else "running"
+                continue
+            if task.get("state") not in {"succeeded", "failed"}:
+                outcome = await self._task_outcome(job, rec.array_task_id, rec, cluster)
+                task.update(state=outcome.state, exitCode=outcome.exit_code)
+                task["errors"] = outcome.errors
+        seen = {rec.array_task_id for rec in records}
+        for index in parse_array(sb["array"]).indices:
+            task = tasks.setdefault(str(index), {"state": "queued"})
+            gone = index not in seen and index not in pending
+            if gone and task.get("jobId") and task.get("state") not in {"succeeded", "failed"}:
+                outcome = await self._task_outcome(job, index, None, cluster)  # Slurm forgot
+                task.update(state=outcome.state, exitCode=outcome.exit_code)
+                task["errors"] = outcome.errors
+        restarts = sum(int(t.get("restarts", 0)) for t in tasks.values())
+        if restarts > job.restarts:
+            await self._count_requeues(job, restarts - job.restarts)
+            job.restarts = restarts
+        states = [t.get("state") for t in tasks.values()]
+        starts = [datetime.fromisoformat(t["start"]) for t in tasks.values() if "start" in t]
+        if starts and job.start_time is None:
+            job.start_time = min(starts)
+            self.events.observe(
+                "bai_job_queue_wait_seconds",
+                job.info["labels"],
+                (job.start_time - job.created).total_seconds(),
+            )
+        job.nodes = sorted({t["node"] for t in tasks.values() if t.get("node")})
+        if tasks != before:
+            self.store.set_job_info(job.uid, job.info)
+        if all(state in {"succeeded", "failed"} for state in states):
+            failed = sorted((int(i) for i, t in tasks.items() if t["state"] == "failed"))
+            codes = [t.get("exitCode") for t in tasks.values()]
+            worst = max((c for c in codes if c is not None), default=None)
+            if not failed:
+                await self._end(job, None, Outcome("succeeded", 0))
+                return
+            first = tasks[str(failed[0])].get("errors") or []
+            shown = ",".join(str(i) for i in failed[:20]) + ("..." if len(failed) > 20 else "")
+            errors = [error("ArrayTasksFailed", tasks=shown, exit=worst), *first[:1]]
+            await self._end(job, None, Outcome("failed", worst, errors))
+            return
+        state = "running" if "running" in states else "queued"
+        if job.terminate:
+            state = "terminating"
+        if state != job.execution_state:
+            job.execution_state, job.execution_changed = state, now()
+        self.store.put_job(job)
+
+    async def _task_outcome(
+        self, job: Job, index: int, rec: SlurmJob | None, cluster: Cluster | None
+    ) -> Outcome:
+        events, problem = await self._read_log(job, f"execution.{index}.log")
+        if problem:
+            return invalid_log_outcome(rec, problem)
+        found = decide(
+            rec,
+            events,
+            terminated=job.terminate,
+            cluster_gone=cluster is None or cluster.provisioning_state == "deleting",
+            capped=job.info["capped"],
+            cap=human(timedelta(seconds=job.info["capSeconds"])),
+            limit=human(timedelta(seconds=job.info["limitSeconds"] or 0)),
+        )
+        return found or Outcome("failed", -1, [error("JobLost")])
+
     async def _count_requeues(self, job: Job, times: int) -> None:
         labels = job.info["labels"]
         self.events.inc("bai_job_requeues", labels, times)
@@ -593,17 +717,19 @@ class JobService:
             wait = (slurm.start_time - job.created).total_seconds()
             self.events.observe("bai_job_queue_wait_seconds", job.info["labels"], wait)
 
-    async def _read_log(self, job: Job) -> tuple[list[dict[str, Any]], str]:
+    async def _read_log(
+        self, job: Job, name: str = "execution.log"
+    ) -> tuple[list[dict[str, Any]], str]:
         """The events of the job's last run, and what is wrong with its log ('' if nothing)."""
         try:
-            text = await asyncio.to_thread(self.spool.read, job, "execution.log", LOG_CAP)
+            text = await asyncio.to_thread(self.spool.read, job, name, LOG_CAP)
             return parse_execution_log(text or ""), ""
         except boundary.UnsafePath as exc:
-            return [], f"execution.log {exc.reason}"
+            return [], f"{name} {exc.reason}"
         except ExecutionLogInvalid as exc:
-            return [], f"execution.log {exc}"
+            return [], f"{name} {exc}"
         except OSError as exc:
-            return [], f"execution.log could not be read ({exc.strerror})"
+            return [], f"{name} could not be read ({exc.strerror})"
 
     async def _mount_error(self, job: Job) -> str:
         try:
@@ -627,7 +753,7 @@ class JobService:
             cluster_gone=cluster is None or cluster.provisioning_state == "deleting",
             capped=job.info["capped"],
             cap=human(timedelta(seconds=job.info["capSeconds"])),
-            limit=human(timedelta(seconds=job.info["limitSeconds"])),
+            limit=human(timedelta(seconds=job.info["limitSeconds"] or 0)),
             mount_error=(mount_error or "").strip(),
         )
         if outcome is not None:

@@ -72,6 +72,7 @@ def test_every_route_has_its_operation(doc: dict[str, Any]) -> None:
         if path != "/bai/files/{path}":
             assert op["security"] == [{"bearer": []}]
             assert {"400", "401"} <= op["responses"].keys(), (method, path)
+        if not path.startswith("/bai/"):  # bai's own routes take no api-version
             version = next(p for p in op["parameters"] if p["name"] == "api-version")
             assert version["required"] and version["schema"]["enum"] == ["2018-05-01"]
         names = {p["name"] for p in op["parameters"] if p["in"] == "path"}

@@ -20,7 +20,7 @@ from adapter.jobs.outcome import (
     invalid_log_outcome,
     parse_execution_log,
 )
-from adapter.jobs.script import _helpers
+from adapter.jobs.script import helper_lines
 from tests.unit.clusters.factories import job
 
 CAP = "24 hours"
@@ -316,7 +316,9 @@ def test_truncated_end_line_falls_back_to_slurm() -> None:
 def test_log_written_by_the_rendered_helpers_is_parsed() -> None:
     """The JSON the script's bai_log/bai_end print is what parse_execution_log reads."""
     helpers = [
-        line for line in _helpers() if not line.startswith(("trap ", "mapfile ", "bai_log start"))
+        line
+        for line in helper_lines()
+        if not line.startswith(("trap ", "mapfile ", "bai_log start"))
     ]
     script = "\n".join(
         [

@@ -122,7 +122,7 @@ def secrets_text(secrets: dict[str, str]) -> str:
         lay = layout().__dict__ | {"spool": f"{tmp}/jobs/{UID}"}
         info: dict[str, Any] = {"layout": lay, "volumes": []}
         job = stored_job(UID, secrets=secrets, script="", info=info)
-        asyncio.run(service._write_spool(job))
+        asyncio.run(service.write_spool(job))
         path = Path(lay["spool"], "secrets.env")
         st = path.stat()
         assert (stat.S_IMODE(st.st_mode), st.st_uid) == (0o600, pwd.getpwnam("alice").pw_uid)
