@@ -115,6 +115,8 @@ _CHECKS: dict[str, Callable[[str | None], object]] = {
     "verbose": lambda v: v is None or values.parse_count(v, "--verbose", positive=False),
     # Options bai passes on, checked here too so that a job sbatch refuses is never recorded.
     "core-spec": lambda v: values.parse_count(v or "", "--core-spec", positive=False),
+    "get-user-env": values.parse_get_user_env,
+    "no-kill": values.parse_no_kill,
     "tmp": lambda v: values.parse_memory(v or "", "--tmp"),
     "wait-all-nodes": lambda v: values.parse_wait_all_nodes(v or ""),
 }
@@ -280,7 +282,7 @@ def _separator(text: str) -> str | None:
     """`hetjob` (or the old `packjob`) as a word at the start of `text`."""
     for word in ("packjob", "hetjob"):
         if text[: len(word)].lower() == word and text[len(word) : len(word) + 1] in ("", *_SPACE):
-            return word
+            return text[: len(word)]
     return None
 
 
@@ -478,7 +480,10 @@ def _parse(
         script, file = _read(args, read_stdin, read_file, code)
 
     given: list[Given] = []
-    directive_words, slurm = _directive_words(script, file)
+    # sbatch hands the --wrap script to its directive reader with a size of 0: it reads no
+    # #SBATCH (nor #PBS) line of it.
+    scanned = "" if wrapped is not None else script
+    directive_words, slurm = _directive_words(scanned, file)
     if slurm:
         warnings.append(
             "sbatch: error: Change from #SLURM to #SBATCH in your script and verify the "
@@ -498,7 +503,7 @@ def _parse(
     # SBATCH_IGNORE_PBS is read before the script: it never unsets a directive's --ignore-pbs.
     early = [n for v, n in _EARLY_ENVIRONMENT if v in environ and _flag_set(environ[v])]
     ignored = early + [o.name for o, _ in command_line] + [g.option.name for g in given]
-    foreign = None if "ignore-pbs" in ignored else _foreign_line(script)
+    foreign = None if "ignore-pbs" in ignored else _foreign_line(scanned)
     if foreign:
         raise SbatchError(
             f"sbatch: error: bai sbatch does not translate {foreign[0]} lines ({file} line "

@@ -477,6 +477,25 @@ def parse_nice(text: str | None) -> int:
     return value
 
 
+def parse_no_kill(text: str | None) -> bool:
+    """-k, --no-kill[=off]: whether the job survives a node failure."""
+    value = "set" if text is None else text.lower()
+    if value not in ("set", "off", "no"):
+        raise _error("Invalid --no-kill specification")
+    return value == "set"
+
+
+def parse_get_user_env(text: str | None) -> tuple[int, str]:
+    """--get-user-env[=timeout][S|L]: the timeout (0: sbatch's default) and the su mode."""
+    if text is None:
+        return 0, ""
+    timeout, end = strtol(text)
+    mode = text[end : end + 1].upper()
+    if mode not in ("", "S", "L"):
+        raise _error("Invalid --get-user-env specification")
+    return _int32(timeout), mode
+
+
 def parse_open_mode(text: str) -> str:
     """--open-mode: "append" or "truncate" (sbatch reads the first letter only)."""
     mode = {"a": "append", "t": "truncate"}.get(text[:1].lower())

@@ -1,0 +1,1 @@
+"""Unit tests of the pure `bai sbatch` reader (adapter.sbatch)."""
