@@ -215,6 +215,7 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
     "SbatchPlan": obj(
         {
             "uid": STR,
+            "user": STR,
             "job": ref("Job"),
             "arguments": array(STR),
             "script": STR,

@@ -100,12 +100,12 @@ def sbatch_files(job: Job) -> dict[str, str]:
     array = bool(sb.get("array"))
     runs: list[tuple[int, int | None, str]] = (
         [
-            (t["jobId"], int(i), t.get("node") or "")
+            (t["jobId"], int(i), t.get("host") or "")
             for i, t in sb["tasks"].items()
             if t.get("jobId")
         ]
         if array
-        else [(job.slurm_id, None, job.nodes[0] if job.nodes else "")]
+        else [(job.slurm_id, None, sb.get("host") or "")]
     )
     found: dict[str, str] = {}
     for job_id, task, node in sorted(runs, key=lambda r: (r[1] or 0, r[0])):

@@ -68,6 +68,13 @@ class JobKey:
         return f"{self.rg}/{self.ws}/{self.exp}/{self.name}"
 
 
+def host_of(snap: Snapshot, node: str) -> str:
+    """The short host name of a node (what Slurm's `%N` gives: slurmd's host, which is the
+    node's name on most sites, and one host's for every node of the dev cluster)."""
+    found = snap.nodes.get(node)
+    return (found.hostname if found and found.hostname else node).split(".", 1)[0]
+
+
 def marker(comment: str) -> str:
     """bai's mark in a Slurm job's comment (`bai:<uuid>`, then a `bai sbatch` user's own)."""
     return comment.split(" ", 1)[0]
@@ -590,11 +597,11 @@ class JobService:
         if slurm is not None and job.terminate and not slurm.finished:
             await self.backend.cancel(slurm.job_id)
         if slurm is not None and not slurm.finished:
-            await self._track(job, slurm)
+            await self._track(job, slurm, snap)
             return
         await self._conclude(job, slurm, cluster)
 
-    async def _track(self, job: Job, slurm: SlurmJob) -> None:
+    async def _track(self, job: Job, slurm: SlurmJob, snap: Snapshot) -> None:
         changed = False
         state = "queued" if slurm.state in {"PENDING", "REQUEUED", "REQUEUE_HOLD"} else "running"
         if job.terminate:
@@ -607,6 +614,10 @@ class JobService:
         if state == "running" and slurm.start_time and slurm.start_time != job.start_time:
             self._count_start(job, slurm)
             job.start_time, job.nodes, changed = slurm.start_time, list(slurm.nodes), True
+            sb = job.info.get("sbatch")
+            if sb is not None:  # the host name `%N` of -o/-e stands for
+                sb["host"] = host_of(snap, slurm.batch_host or job.nodes[0])
+                self.store.set_job_info(job.uid, job.info)
         if changed:
             self.store.put_job(job)
 
@@ -632,7 +643,8 @@ class JobService:
                         tasks[str(index)] = {"state": "failed", "exitCode": None, "jobId": None}
                 continue
             task = tasks.setdefault(str(rec.array_task_id), {})
-            task.update(jobId=rec.job_id, node=rec.batch_host or (rec.nodes or ("",))[0])
+            node = rec.batch_host or (rec.nodes or ("",))[0]
+            task.update(jobId=rec.job_id, node=node, host=host_of(snap, node))
             task["restarts"] = rec.restart_count
             if rec.start_time is not None and "start" not in task:
                 task["start"] = rec.start_time.isoformat()

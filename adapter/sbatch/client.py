@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -82,6 +83,16 @@ def run_sbatch(parsed: Parsed, plan: dict[str, Any], service: Any) -> int:
     """The real sbatch, as this user, with bai's wrapper on its standard input."""
     from adapter.sbatch.remote import ServiceError
 
+    me = pwd.getpwuid(os.getuid()).pw_name
+    if plan.get("user") != me:  # sbatch submits as whoever runs it: the job must be theirs
+        _err(
+            f"sbatch: error: BAI_TOKEN is {plan.get('user')}'s, but this is {me}'s shell; "
+            "bai sbatch submits as the user who runs it: unset BAI_TOKEN (munge proves who "
+            f"you are) or use a token of {me}'s"
+        )
+        with contextlib.suppress(ServiceError):
+            service.post(f"/bai/sbatch/{plan['uid']}", {"error": "not the token's user"})
+        return 1
     wait = parsed.last("wait") is not None
     argv = [SBATCH, "--parsable", *(["--wait"] if wait else []), *plan["arguments"]]
     try:

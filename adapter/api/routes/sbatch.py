@@ -23,7 +23,13 @@ router = APIRouter()
 async def submit(request: Request, p: Caller, s: Svc) -> dict[str, Any]:
     body = await parse_body(request, SbatchSubmit)
     job, argv, wrapper = await SbatchJobs(s.jobs, s.workspaces).submit(body, p)
-    return {"uid": job.uid, "job": job_resource(job), "arguments": argv, "script": wrapper}
+    return {
+        "uid": job.uid,
+        "user": job.owner,
+        "job": job_resource(job),
+        "arguments": argv,
+        "script": wrapper,
+    }
 
 
 @router.post("/bai/sbatch/{uid}")
