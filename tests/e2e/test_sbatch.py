@@ -90,6 +90,8 @@ def test_a_users_script_runs_as_with_sbatch_and_is_a_bai_job(
     assert fields["JobName"] == "hello" and fields["UserId"].startswith("alice(")
     assert fields["Comment"].endswith(" my own comment")
     assert fields["WorkDir"] == str(home)
+    # A low-priority cluster: capped at 24 hours, and told of a preemption (USR1 to the shell).
+    assert fields["TimeLimit"] == "1-00:00:00"
     done = wait_named(alice, workspace, str(slurm))
     assert done["executionState"] == "succeeded", done
     assert done["executionInfo"]["exitCode"] == 0
@@ -203,3 +205,17 @@ def test_another_users_cluster_and_jobs_are_as_missing_ones(
             json.loads(answer.text)["error"]["message"] == f"bai sbatch job {target} does not exist"
         )
     bob.close()
+
+
+def test_a_token_of_another_users_submits_nothing(
+    service: Service, alice: Api, workspace: str, sb: str
+) -> None:
+    """sbatch submits as whoever runs it: bob's shell with alice's token would make a job of
+    bob's that bai records as alice's. Refused before sbatch runs; nothing stays recorded."""
+    home = user_dir("bob")
+    write(home, "x.sh", "#!/bin/sh\ntrue\n", "bob")
+    result = bai_sbatch(service, "bob", ["-p", sb, "x.sh"], home, token=service.token("alice"))
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith("sbatch: error: BAI_TOKEN is alice's, but this is bob's")
+    listed = alice.call("GET", alice.job_path(workspace, "sbatch", "").rstrip("/")).json()
+    assert listed["value"] == []

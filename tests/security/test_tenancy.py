@@ -36,6 +36,11 @@ UNSCOPED = {
     ),
     "/bai/files/{path:path}": "a signed URL: the signature is the permission (test_job_files)",
     "/metrics": "operator metrics behind their own token",
+    "/bai/sbatch": (
+        "-p is looked up among the caller's own clusters: another's is an invalid partition, "
+        "word for word (test_sbatch.py in tests/e2e)"
+    ),
+    "/bai/sbatch/{uid}": "a prepared job answers its owner alone, else a 404 (test_sbatch.py)",
 }
 
 

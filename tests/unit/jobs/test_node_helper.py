@@ -626,6 +626,30 @@ def test_an_unbound_plan_serves_the_job_before_bai_knows_its_slurm_id(node: Node
     assert len(mounts_under(node.job_temp)) == 1 and node.log_lines() == []
 
 
+def test_the_tasks_of_an_array_on_one_host_share_its_set_up_until_the_last_ends(
+    node: Node,
+) -> None:
+    """`bai sbatch --array`: each task is a Slurm job of its own, and 22.05's Prolog does not
+    say which array it is of, so the plan is bound to its owner alone (array: true). Two tasks
+    on two nodes of one host share the job temp; the second one's Prolog must not clean up the
+    first's, and only the last Epilog removes it."""
+    node.write_plans([nfs_volume(node)], slurm_job_id=None, array=True)
+    assert node.prolog(SLURM_JOB_ID="50").returncode == 0
+    assert node.prolog(SLURM_JOB_ID="51", SLURMD_NODENAME="n2").returncode == 0
+    assert len(mounts_under(node.job_temp)) == 1 and node.log_lines() == []
+    record = node.record_of_job()
+    assert record is not None and record["nodes"] == ["n1:50", "n2:51"]
+    assert node.epilog(SLURM_JOB_ID="50").returncode == 0
+    assert len(mounts_under(node.job_temp)) == 1  # task 51 still runs here
+    # Without the plan, only a task the record names is served from it.
+    node.root_plan.unlink()
+    assert node.epilog(SLURM_JOB_ID="52", SLURMD_NODENAME="n2").returncode == 0
+    assert len(mounts_under(node.job_temp)) == 1 and "refused:" in node.log_lines()[0]
+    assert node.epilog(SLURM_JOB_ID="51", SLURMD_NODENAME="n2").returncode == 0
+    assert mounts_under(node.job_temp) == [] and not os.path.lexists(node.job_temp)
+    assert node.record_of_job() is None
+
+
 @pytest.mark.parametrize("squatter", ["symlink to a victim", "bob's directory"])
 def test_a_job_temp_made_before_the_prolog_is_moved_aside_and_removed(
     node: Node, squatter: str
