@@ -271,6 +271,8 @@ class SbatchJobs:
                 node_addresses=addresses,
                 args=body.args,
                 user_volumes=any(v.kind not in ROOT_KINDS for v in volumes),
+                # USR1 is bai's preemption notice only where bai asked for it (above).
+                forward_usr1=not (low and last(given, "signal") is None),
             )
         )
         command = shlex.join([body.script_name or "(standard input)", *body.args])

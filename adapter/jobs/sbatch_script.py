@@ -34,6 +34,29 @@ class SbatchWrapper:
     node_addresses: Mapping[str, str]
     args: Sequence[str]
     user_volumes: bool
+    # USR1 is the user's, not bai's preemption notice alone (which bai asks for on a
+    # low-priority cluster when the user gave no --signal of their own).
+    forward_usr1: bool = False
+
+
+def _forwarding(usr1: bool) -> list[str]:
+    """Signals sent to the batch shell (`--signal=B:...`, `scancel --batch -s ...`) are the
+    user's script's: the wrapper passes them on. TERM and KILL reach every process of the job
+    from Slurm itself; USR1 is also bai's preemption notice, always logged, and passed on
+    unless bai alone asked for it (it would end a script that never traps it)."""
+    notice = 'bai_log notice "\\"signal\\":\\"USR1\\""'
+    lines = [
+        "bai_forward() {",
+        '  [ -n "$BAI_CHILD" ] && kill -s "$1" "$BAI_CHILD" 2>/dev/null',
+        "  return 0",
+        "}",
+        "for bai_sig in HUP INT QUIT USR2 ALRM CONT WINCH URG; do",
+        '  trap "bai_forward $bai_sig" "$bai_sig"',
+        "done",
+    ]
+    if usr1:
+        lines.append(f"trap '{notice}; bai_forward USR1' USR1")
+    return lines
 
 
 def execution_log(spool: str, task: int | None) -> str:
@@ -81,8 +104,9 @@ def render_sbatch_wrapper(job: SbatchWrapper) -> str:
         export("AZ_BATCHAI_NUM_GPUS", str(job.gpus_per_node)),
     ]
     out += helper_lines()
-    out += teardown_lines(job.user_volumes)
-    out += prepare_lines()
+    out += _forwarding(job.forward_usr1)
+    out += teardown_lines(job.user_volumes, sbatch=True)
+    out += prepare_lines(sbatch=True)
     out += [
         "",
         "# -- the hostfile, as for every bai job",

@@ -135,17 +135,25 @@ def _batchai_environment(job: JobScript) -> list[tuple[str, str]]:
     return env
 
 
-def teardown_lines(user_volumes: bool) -> list[str]:
-    """User-level volumes are undone on every node when the script exits, however it exits."""
+def teardown_lines(user_volumes: bool, *, sbatch: bool = False) -> list[str]:
+    """User-level volumes are undone on every node when the script exits, however it exits.
+    `sbatch`: as prepare_lines (no job step on one node, standard input left alone)."""
     if not user_volumes:
         return []
-    return [
-        "bai_teardown() {",
+    every = [
         '  srun --overlap --ntasks-per-node=1 --nodes="$SLURM_JOB_NUM_NODES" \\',
         f'    --output=/dev/null {HELPER} teardown "$BAI_PLAN" >/dev/null 2>&1',
-        "}",
-        "trap bai_teardown EXIT",
     ]
+    if sbatch:
+        every = [
+            '  if [ "$SLURM_JOB_NUM_NODES" -eq 1 ]; then',
+            f'    {HELPER} teardown "$BAI_PLAN" </dev/null >/dev/null 2>&1',
+            "  else",
+            '    srun --overlap --input=none --ntasks-per-node=1 --nodes="$SLURM_JOB_NUM_NODES" \\',
+            f'      --output=/dev/null {HELPER} teardown "$BAI_PLAN" >/dev/null 2>&1',
+            "  fi",
+        ]
+    return ["bai_teardown() {", *every, "}", "trap bai_teardown EXIT"]
 
 
 def helper_lines() -> list[str]:
@@ -195,14 +203,30 @@ def helper_lines() -> list[str]:
     ]
 
 
-def prepare_lines() -> list[str]:
-    # The root Prolog made the job temp and the mount roots; `prepare` checks they are the
-    # Prolog's (exit 3 if not) and mounts the user-level volumes (exit 1, with mount-error).
+def prepare_lines(*, sbatch: bool = False) -> list[str]:
+    """The root Prolog made the job temp and the mount roots; `prepare` checks they are the
+    Prolog's (exit 3 if not) and mounts the user-level volumes (exit 1, with mount-error).
+
+    `sbatch` (a `bai sbatch` job): the batch script's standard input is the user's, so the
+    step does not read it, and a one-node job prepares in the batch shell, without a step of
+    its own, so the user's steps are numbered from 0 as in a plain sbatch."""
+    every = [
+        'srun --overlap --ntasks-per-node=1 --nodes="$SLURM_JOB_NUM_NODES" \\',
+        f'  --output="$BAI_SPOOL/prepare-%n.out" {HELPER} prepare "$BAI_PLAN"',
+    ]
+    if sbatch:
+        every = [
+            'if [ "$SLURM_JOB_NUM_NODES" -eq 1 ]; then',
+            f'  {HELPER} prepare "$BAI_PLAN" </dev/null >"$BAI_SPOOL/prepare-0.out" 2>&1',
+            "else",
+            '  srun --overlap --input=none --ntasks-per-node=1 --nodes="$SLURM_JOB_NUM_NODES" \\',
+            f'    --output="$BAI_SPOOL/prepare-%n.out" {HELPER} prepare "$BAI_PLAN"',
+            "fi",
+        ]
     return [
         "",
         "# -- every node: job temp, mount roots, volumes",
-        'srun --overlap --ntasks-per-node=1 --nodes="$SLURM_JOB_NUM_NODES" \\',
-        f'  --output="$BAI_SPOOL/prepare-%n.out" {HELPER} prepare "$BAI_PLAN"',
+        *every,
         "rc=$?",
         "if [ $rc -eq 3 ]; then",
         '  bai_end 1 NodePreparationFailed "\\"detail\\":\\"see $BAI_SPOOL/mount-error\\""',

@@ -96,14 +96,7 @@ EXPECTED_OUTPUT = (
 VERBOSE_OWN = re.compile(r"^sbatch: (comment|job-name|parsable) +: .*\n", re.MULTILINE)
 
 # Cases where bai sbatch differs from sbatch for a reason that is a bug: case -> the difference.
-XFAIL: dict[str, str] = {
-    "23-input.sh": "the wrapper's `srun ... prepare` step reads the job's standard input (-i "
-    "file) before the user's script runs: the script reads nothing",
-    "26-steps.sh": "the wrapper's `srun ... prepare` is the job's step 0: the user's first srun "
-    "is step 1 (SLURM_STEP_ID, %s, sacct's steps)",
-    "28-signal.sh": "a signal to the batch shell (scancel --batch, --signal=B:...) reaches bai's "
-    "wrapper, which does not pass it on to the user's script",
-}
+XFAIL: dict[str, str] = {}  # cases bai does not yet pass, with why (none now)
 
 
 @dataclass(frozen=True)

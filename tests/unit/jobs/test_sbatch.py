@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -177,7 +179,7 @@ def test_the_wrapper_runs_the_script_with_its_args_and_stdin_and_its_exit_code(
     env = {
         "PATH": f"{bin_dir}:/usr/bin:/bin",
         "SLURM_JOB_NODELIST": "node-1",
-        "SLURM_JOB_NUM_NODES": "1",
+        "SLURM_JOB_NUM_NODES": "2",  # node preparation through the srun stub
     }
     run = subprocess.run(
         ["bash", "-c", script],
@@ -194,6 +196,60 @@ def test_the_wrapper_runs_the_script_with_its_args_and_stdin_and_its_exit_code(
     log = (spool / "execution.log").read_text()
     assert '"event":"start"' in log and '"exit":7,"error":"JobFailed"' in log
     assert (tmp_path / "jobs" / UID / "hostfile").read_text() == "127.0.1.1 slots=1\n"
+
+
+@pytest.mark.parametrize("forward", [True, False])
+def test_signals_to_the_batch_shell_reach_the_users_script(tmp_path: Path, forward: bool) -> None:
+    """`--signal=B:USR1@60` or `scancel --batch -s USR1`: the user's script traps it, as in a
+    plain sbatch. Where bai alone asked for it (low priority, no --signal of the user's), USR1
+    is bai's preemption notice: logged, not passed on."""
+    spool = tmp_path / "spool" / "jobs" / UID
+    spool.mkdir(parents=True)
+    (spool / "script").write_text(
+        "#!/bin/bash\n"
+        "trap 'echo got USR1; exit 0' USR1\n"
+        "trap 'echo got USR2' USR2\n"
+        "echo waiting\n"
+        "for i in $(seq 100); do sleep 0.05; done\n"
+        "echo no USR1 came\n"
+    )
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    stub(bin_dir, "srun", "exit 0")
+    stub(bin_dir, "scontrol", "echo node-1")
+    (tmp_path / "jobs" / UID).mkdir(parents=True)
+    script = render_sbatch_wrapper(
+        SbatchWrapper(
+            title="t",
+            uid=UID,
+            layout=sbatch_layout("seg", UID, str(tmp_path / "jobs"), str(tmp_path / "spool")),
+            array=False,
+            time_limit_seconds=None,
+            capped=False,
+            gpus_per_node=0,
+            node_addresses={},
+            args=[],
+            user_volumes=False,
+            forward_usr1=forward,
+        )
+    )
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "SLURM_JOB_NODELIST": "n",
+        "SLURM_JOB_NUM_NODES": "2",
+    }
+    proc = subprocess.Popen(["bash", "-c", script], stdout=subprocess.PIPE, env=env, cwd=tmp_path)
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == b"waiting\n"
+    proc.send_signal(signal.SIGUSR2)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGUSR1)
+    out = proc.stdout.read()
+    proc.stdout.close()
+    assert proc.wait(timeout=30) == 0
+    assert out.startswith(b"got USR2\n")
+    assert out.endswith(b"got USR1\n" if forward else b"no USR1 came\n")
+    assert '"event":"notice"' in (spool / "execution.log").read_text()
 
 
 def test_each_task_of_an_array_keeps_its_own_log() -> None:
