@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from adapter.errors import BaiError
 
@@ -23,8 +23,7 @@ class ConfigError(BaiError):
     """The client configuration file cannot be read or says something unknown."""
 
 
-@dataclass(frozen=True)
-class ClientConfig:
+class ClientConfig(NamedTuple):
     """Where the service is, the CA to verify it with, and the token if the user has one."""
 
     url: str | None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
-import subprocess
+import signal
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -67,7 +67,7 @@ def main(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
     _err(*parsed.warnings)
     for name in INFORMATIONAL:
         if parsed.last(name) is not None:
-            return subprocess.call([SBATCH, f"--{name}"])
+            os.execvp(SBATCH, [SBATCH, f"--{name}"])  # sbatch's own answer, and its exit code
     from adapter.sbatch.remote import ServiceError, connect
 
     try:
@@ -96,24 +96,18 @@ def run_sbatch(parsed: Parsed, plan: dict[str, Any], service: Any) -> int:
     wait = parsed.last("wait") is not None
     argv = [SBATCH, "--parsable", *(["--wait"] if wait else []), *plan["arguments"]]
     try:
-        proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, errors="replace"
-        )
+        proc = Sbatch(argv, plan["script"])
     except FileNotFoundError:
         _err("sbatch: error: bai sbatch runs Slurm's sbatch, which is not on this host's PATH")
-        service.post(f"/bai/sbatch/{plan['uid']}", {"error": "sbatch not found"})
+        with contextlib.suppress(ServiceError):
+            service.post(f"/bai/sbatch/{plan['uid']}", {"error": "sbatch not found"})
         return 1
-    assert proc.stdin is not None and proc.stdout is not None
-    try:
-        proc.stdin.write(plan["script"])
-        proc.stdin.close()
-    except BrokenPipeError:
-        pass  # sbatch stopped before reading it: its own message says why
-    first = proc.stdout.readline()
+    first = proc.readline()
     job_id = first.strip().split(";", 1)[0]
     if not job_id.isdigit():
+        rest = proc.read()
         code = proc.wait()
-        sys.stdout.write(first + proc.stdout.read())
+        sys.stdout.write(first + rest)
         # Unsaid, the service marks the job failed once it has waited long enough.
         with contextlib.suppress(ServiceError):
             service.post(f"/bai/sbatch/{plan['uid']}", {"error": f"sbatch exited {code}"})
@@ -125,5 +119,45 @@ def run_sbatch(parsed: Parsed, plan: dict[str, Any], service: Any) -> int:
     if parsed.last("quiet") is None:
         print(job_id if parsed.last("parsable") is not None else f"Submitted batch job {job_id}")
     sys.stdout.flush()
-    sys.stdout.write(proc.stdout.read())
+    sys.stdout.write(proc.read())
     return proc.wait()
+
+
+class Sbatch:
+    """sbatch as a child with its standard input and output on pipes. posix_spawn and os
+    pipes: the subprocess module would cost more to import than sbatch takes to start."""
+
+    def __init__(self, argv: list[str], stdin: str) -> None:
+        read_in, write_in = os.pipe()
+        read_out, write_out = os.pipe()
+        try:
+            self.pid = os.posix_spawnp(
+                argv[0],
+                argv,
+                os.environ,
+                file_actions=[
+                    (os.POSIX_SPAWN_DUP2, read_in, 0),
+                    (os.POSIX_SPAWN_DUP2, write_out, 1),
+                ],
+                setsigdef=(signal.SIGPIPE,),  # Python ignores it; sbatch must not
+            )
+        except BaseException:
+            for fd in (read_in, write_in, read_out, write_out):
+                os.close(fd)
+            raise
+        os.close(read_in)
+        os.close(write_out)
+        self.out = os.fdopen(read_out, "r", encoding="utf-8", errors="replace")
+        with os.fdopen(write_in, "wb") as pipe, contextlib.suppress(BrokenPipeError):
+            pipe.write(stdin.encode("utf-8", errors="surrogateescape"))
+
+    def readline(self) -> str:
+        return self.out.readline()
+
+    def read(self) -> str:
+        return self.out.read()
+
+    def wait(self) -> int:
+        self.out.close()
+        _, status = os.waitpid(self.pid, 0)
+        return os.waitstatus_to_exitcode(status)

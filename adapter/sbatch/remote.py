@@ -7,9 +7,8 @@ proves the Unix user to the service as it does to Slurm.
 
 from __future__ import annotations
 
-import http.client
 import json
-import ssl
+import socket
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any
@@ -24,20 +23,31 @@ class ServiceError(Exception):
 
 
 class Service:
+    """HTTP/1.1 over one TLS connection, by hand: http.client (with the email package it
+    brings) would cost more to import than the requests take."""
+
     def __init__(self, url: str, ca: str | None, token: str | None) -> None:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("https", "http") or not parts.hostname:
             raise ServiceError(f"sbatch: error: BAI_URL {url!r} is not an http(s) URL")
         self.base = parts.path.rstrip("/")
         self.token = token
-        if parts.scheme == "https":
-            context = ssl.create_default_context(cafile=ca) if ca else ssl.create_default_context()
-            self.conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                parts.hostname, parts.port or 443, context=context, timeout=60
-            )
-        else:
-            self.conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=60)
+        self.host = parts.hostname
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        self.tls = parts.scheme == "https"
+        self.ca = ca
         self.where = f"{parts.scheme}://{parts.netloc}"
+        self.sock: socket.socket | None = None
+        self.buffer = b""
+
+    def _connect(self) -> socket.socket:
+        sock = socket.create_connection((self.host, self.port), timeout=60)
+        if self.tls:
+            import ssl
+
+            context = ssl.create_default_context(cafile=self.ca or None)
+            sock = context.wrap_socket(sock, server_hostname=self.host)
+        return sock
 
     def _auth(self) -> str:
         if self.token:
@@ -53,19 +63,65 @@ class Service:
                 "for a token (BAI_TOKEN)",
             ) from None
 
+    def _exchange(self, request: bytes) -> tuple[int, bytes]:
+        if self.sock is None:
+            self.sock = self._connect()
+        self.sock.sendall(request)
+        head = self._until(b"\r\n\r\n")
+        status_line, *lines = head.decode("latin-1").split("\r\n")
+        status = int(status_line.split(" ", 2)[1])
+        headers = {}
+        for line in lines:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        if headers.get("transfer-encoding", "").lower() == "chunked":
+            body = b""
+            while True:
+                size = int(self._until(b"\r\n").split(b";")[0], 16)
+                body += self._take(size + 2)[:size]
+                if size == 0:
+                    break
+        else:
+            body = self._take(int(headers.get("content-length", "0")))
+        if headers.get("connection", "").lower() == "close":
+            self.close()
+        return status, body
+
+    def _until(self, mark: bytes) -> bytes:
+        while mark not in self.buffer:
+            self._fill()
+        head, _, self.buffer = self.buffer.partition(mark)
+        return head
+
+    def _take(self, size: int) -> bytes:
+        while len(self.buffer) < size:
+            self._fill()
+        data, self.buffer = self.buffer[:size], self.buffer[size:]
+        return data
+
+    def _fill(self) -> None:
+        assert self.sock is not None
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise OSError("the connection closed before the answer was whole")
+        self.buffer += chunk
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+        self.sock, self.buffer = None, b""
+
     def post(self, path: str, body: Any) -> dict[str, Any]:
         data = json.dumps(body).encode()
-        headers = {
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-            "Authorization": self._auth(),
-        }
+        request = (
+            f"POST {self.base}{path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            f"Authorization: {self._auth()}\r\nContent-Type: application/json\r\n"
+            f"Accept: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+        ).encode() + data
         try:
-            self.conn.request("POST", self.base + path, body=data, headers=headers)
-            response = self.conn.getresponse()
-            raw = response.read()
-        except (OSError, http.client.HTTPException) as exc:
-            self.conn.close()
+            status, raw = self._exchange(request)
+        except (OSError, ValueError, IndexError) as exc:
+            self.close()
             raise ServiceError(
                 f"sbatch: error: the bai service at {self.where} did not answer ({exc}); "
                 "check BAI_URL, or ask your operator whether bai is running"
@@ -74,9 +130,9 @@ class Service:
             doc = json.loads(raw) if raw else {}
         except ValueError:
             doc = {}
-        if response.status >= 400:
+        if status >= 400:
             message = (doc.get("error") or {}).get("message") if isinstance(doc, dict) else None
-            text = message or f"the bai service answered {response.status} {response.reason}"
+            text = message or f"the bai service answered {status}"
             raise ServiceError(
                 *(
                     line if line.startswith("sbatch: ") else f"sbatch: error: {line}"
