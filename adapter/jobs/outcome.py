@@ -42,7 +42,7 @@ MESSAGES = {
     "JobLost": "Slurm no longer knows the job and it left no execution log",
     "SubmissionNotConfirmed": "bai sbatch recorded the job, but Slurm never showed it: the "
     "client stopped before sbatch answered. Submit it again",
-    "ArrayTasksFailed": "Tasks {tasks} of the job array failed; the highest exit code was {exit}",
+    "ArrayTasksFailed": "Tasks {tasks} of the job array failed{exit}",
     "ExecutionLogInvalid": "bai could not use the job's execution log ({detail}); the job's "
     "own processes changed or replaced it, so its outcome is unknown",
 }

@@ -639,8 +639,9 @@ class JobService:
                 if rec.array_pending and not rec.finished:
                     pending |= set(parse_array(rec.array_pending).indices)
                 elif rec.array_pending:  # cancelled before they started
+                    why = [error("JobTerminated" if job.terminate else "JobCancelled")]
                     for index in parse_array(rec.array_pending).indices:
-                        tasks[str(index)] = {"state": "failed", "exitCode": None, "jobId": None}
+                        tasks[str(index)] = {"state": "failed", "exitCode": None, "errors": why}
                 continue
             task = tasks.setdefault(str(rec.array_task_id), {})
             node = rec.batch_host or (rec.nodes or ("",))[0]
@@ -659,8 +660,10 @@ class JobService:
         for index in parse_array(sb["array"]).indices:
             task = tasks.setdefault(str(index), {"state": "queued"})
             gone = index not in seen and index not in pending
-            if gone and task.get("jobId") and task.get("state") not in {"succeeded", "failed"}:
-                outcome = await self._task_outcome(job, index, None, cluster)  # Slurm forgot
+            if gone and task.get("state") not in {"succeeded", "failed"}:
+                # Slurm has forgotten it, or never ran it (cancelled, its partition gone): its
+                # own log says how it ended, if it ran at all.
+                outcome = await self._task_outcome(job, index, None, cluster)
                 task.update(state=outcome.state, exitCode=outcome.exit_code)
                 task["errors"] = outcome.errors
         restarts = sum(int(t.get("restarts", 0)) for t in tasks.values())
@@ -688,7 +691,8 @@ class JobService:
                 return
             first = tasks[str(failed[0])].get("errors") or []
             shown = ",".join(str(i) for i in failed[:20]) + ("..." if len(failed) > 20 else "")
-            errors = [error("ArrayTasksFailed", tasks=shown, exit=worst), *first[:1]]
+            highest = f"; the highest exit code was {worst}" if worst is not None else ""
+            errors = [error("ArrayTasksFailed", tasks=shown, exit=highest), *first[:1]]
             await self._end(job, None, Outcome("failed", worst, errors))
             return
         state = "running" if "running" in states else "queued"

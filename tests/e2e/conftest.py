@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,8 +42,12 @@ def _remove_leftovers(svc: Service) -> None:
         rg = ws["id"].split("/")[4]
         if rg.startswith(("t-", "bench-")):
             scoped = Api(svc, token, rg=rg)
-            scoped.delete_workspace(ws["name"])
-            scoped.close()
+            try:
+                scoped.delete_workspace(ws["name"])
+            except AssertionError as exc:  # an earlier run's debris fails no test of this one
+                print(f"leftover workspace {rg}/{ws['name']} not deleted: {exc}", file=sys.stderr)
+            finally:
+                scoped.close()
 
 
 @pytest.fixture

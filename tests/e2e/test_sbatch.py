@@ -174,6 +174,14 @@ def test_an_array_is_one_bai_job_with_each_tasks_state_and_exit_code(
     cells = [[cell.strip() for cell in row] for row in rows]
     assert ["2", "failed", "3", str(tasks_ids[2])] in cells
     assert ["0", "succeeded", "0", str(tasks_ids[0])] in cells
+    # An array terminated before any task ran ends, every task failed.
+    held = bai_sbatch(service, "alice", ["-p", sb, "--parsable", "--hold", "array.sh"], home)
+    name = held.stdout.strip()
+    alice.call("POST", alice.job_path(workspace, "sbatch", name, "terminate"))
+    ended = wait_named(alice, workspace, name)
+    assert ended["executionState"] == "failed", ended
+    assert {t["state"] for t in ended["sbatch"]["tasks"]} == {"failed"}
+    assert len(ended["sbatch"]["tasks"]) == 4
 
 
 def test_another_users_cluster_and_jobs_are_as_missing_ones(
