@@ -324,44 +324,6 @@ def test_a_crash_around_sbatch_leaves_exactly_one_slurm_job(
 
 
 @pytest.fixture
-def short_cap(service: Service) -> Iterator[None]:
-    service.restart(BAI_CLUSTERS__LOWPRIORITY_MAX_TIME_MINUTES="1")
-    yield
-    service.restart()
-
-
-def test_the_low_priority_cap_is_rendered_and_kills_with_its_own_error(
-    alice: Api, workspace: str, low: str, short_cap: None
-) -> None:
-    created = alice.job(
-        workspace, "exp", "forever", job(low, "sleep 600", constraints={"maxWallClockTime": "P2D"})
-    )
-    assert created["properties"]["constraints"]["maxWallClockTime"] == "PT1M"
-    running = alice.wait_job(
-        workspace, "exp", "forever", lambda p: p["executionState"] == "running"
-    )
-    uid = running["properties"]["jobOutputDirectoryPathSegment"].rsplit("/", 1)[1]
-    slurm_id = next(
-        line.split()[0]
-        for line in sh("squeue", "-h", "-o", "%i %k").stdout.splitlines()
-        if uid in line
-    )
-    assert "TimeLimit=00:01:00" in slurm_job(slurm_id)
-
-    done = alice.wait_job(workspace, "exp", "forever", timeout=180)["properties"]
-
-    assert done["executionState"] == "failed"
-    (err,) = done["executionInfo"]["errors"]
-    assert err["code"] == "LowPriorityTimeLimitExceeded"
-    assert "1 minute" in err["message"] and "24-hour" in err["message"]
-    # A job within the cap is not capped.
-    ok = alice.job(
-        workspace, "exp", "short", job(low, "true", constraints={"maxWallClockTime": "PT1M"})
-    )
-    assert ok["properties"]["constraints"]["maxWallClockTime"] == "PT1M"
-
-
-@pytest.fixture
 def sftp_share(alice: Api) -> Iterator[dict[str, str]]:
     """An sftp remote on the dev node gpu-a100-1's sshd, reached with alice's own key."""
     home = Path(pwd.getpwnam("alice").pw_dir)

@@ -1,7 +1,8 @@
 """The shipped dashboard and rules, evaluated by a real Prometheus against the real service.
 
-A workload with known outcomes runs on the dev cluster (successes, failures, a preemption, a
-job killed by a shortened low-priority cap, a node whose setup fails); then every panel query of
+A workload with known outcomes runs on the dev cluster (successes, failures, a preemption, jobs
+killed by a shortened low-priority cap, a node whose setup fails; `bai sbatch` jobs among them,
+which count as any bai job does); then every panel query of
 monitoring/grafana/bai-dashboard.json and every rule of monitoring/prometheus/bai-rules.yml is
 evaluated through Prometheus' HTTP API. Each must return data, and the counts must be the ones
 the workload produced.
@@ -24,6 +25,7 @@ import yaml
 
 from tests.cluster import sh
 from tests.e2e.dcgm_standin import MAP_DIR, DcgmStandin
+from tests.e2e.sbatch_users import bai_sbatch, job_id, user_dir
 from tests.e2e.service import Api, Service, counts
 
 pytestmark = pytest.mark.slurm
@@ -161,7 +163,7 @@ def job(cluster: str, command: str, **extra: Any) -> dict[str, Any]:
 
 
 def test_dashboard_and_rules_answer_with_the_workload_s_numbers(
-    monitored: None, alice: Api, admin: Api, workspace: str
+    monitored: None, service: Service, alice: Api, admin: Api, workspace: str
 ) -> None:
     ws, ids, since = workspace, {}, time.time()
     for name, props in {
@@ -186,18 +188,33 @@ def test_dashboard_and_rules_answer_with_the_workload_s_numbers(
         ids[name] = alice.path("workspaces", ws, "clusters", name)
     alice.experiment(ws, "exp")
 
-    # Killed by the (shortened, 1-minute) low-priority cap.
-    alice.job(ws, "exp", "capped", job(ids["low"], "sleep 600"))
-    # Preempted by dedicated work on a node both t4 clusters share, then terminated.
-    alice.job(ws, "exp", "victim", job(ids["lowt4"], "sleep 600", nodeCount=2))
-    alice.wait_job(ws, "exp", "victim", lambda p: p["executionState"] == "running")
+    # Killed by the (shortened, 1-minute) low-priority cap: a job asking for two days, and a
+    # `bai sbatch` job asking for as much.
+    created = alice.job(
+        ws, "exp", "capped", job(ids["low"], "sleep 600", constraints={"maxWallClockTime": "P2D"})
+    )
+    assert created["properties"]["constraints"]["maxWallClockTime"] == "PT1M"
+    home = user_dir("alice")
+    sbatch = ["-p", f"{ws}/low", "-t", "2-0", "-o", "/dev/null", "--wrap", "sleep 600"]
+    capped_sbatch = str(job_id(bai_sbatch(service, "alice", sbatch, home)))
+    # A `bai sbatch` job preempted by dedicated work on a node both t4 clusters share, then
+    # terminated.
+    sbatch = ["-p", f"{ws}/lowt4", "-N", "2", "-o", "/dev/null", "--wrap", "sleep 600"]
+    victim = str(job_id(bai_sbatch(service, "alice", sbatch, home)))
+    alice.wait_job(ws, "sbatch", victim, lambda p: p["executionState"] == "running")
     alice.job(ws, "exp", "ok", job(ids["ded"], "sleep 2"))
-    alice.wait_job(ws, "exp", "victim", lambda p: p["executionInfo"]["preemptionCount"] == 1)
-    alice.call("POST", alice.job_path(ws, "exp", "victim", "terminate"))
+    alice.wait_job(
+        ws,
+        "sbatch",
+        victim,
+        lambda p: p["executionInfo"]["preemptionCount"] == 1 and p["executionState"] == "queued",
+    )
+    alice.call("POST", alice.job_path(ws, "sbatch", victim, "terminate"))
     alice.job(ws, "exp", "fails", job(ids["ded"], "exit 3"))
     alice.job(ws, "exp", "prep", job(ids["ded"], "true", jobPreparation={"commandLine": "exit 2"}))
-    for name in ("ok", "fails", "prep", "victim"):
+    for name in ("ok", "fails", "prep"):
         alice.wait_job(ws, "exp", name)
+    alice.wait_job(ws, "sbatch", victim)
     # A GPU job on the dedicated node: the Prolog maps its GPU for dcgm-exporter.
     alice.job(ws, "exp", "gpu", job(ids["ded"], "sleep 8"))
     alice.wait_job(ws, "exp", "gpu", lambda p: p["executionState"] == "running")
@@ -215,33 +232,37 @@ def test_dashboard_and_rules_answer_with_the_workload_s_numbers(
         assert time.monotonic() < deadline, "the Epilog left the mapping"
         time.sleep(0.2)
     alice.wait_cluster(ws, "broken", lambda p: counts(p)["unusable"] == 1)
-    done = alice.wait_job(ws, "exp", "capped", timeout=180)["properties"]
-    assert done["executionInfo"]["errors"][0]["code"] == "LowPriorityTimeLimitExceeded"
+    for exp, name in (("exp", "capped"), ("sbatch", capped_sbatch)):
+        done = alice.wait_job(ws, exp, name, timeout=180)["properties"]
+        (err,) = done["executionInfo"]["errors"]
+        assert err["code"] == "LowPriorityTimeLimitExceeded", (name, err)
+        assert "1 minute" in err["message"] and "24-hour" in err["message"]
+        assert done["constraints"]["maxWallClockTime"] == "PT1M"
+    assert "TimeLimit=00:01:00" in sh("scontrol", "show", "job", capped_sbatch).stdout
 
     mine = f'workspace="{ws}"'
-    eventually(f"sum(bai_jobs_cap_killed_total{{{mine}}}) == 1")
+    eventually(f"sum(bai_jobs_cap_killed_total{{{mine}}}) == 2")
     assert scalar(f'sum(bai_jobs_finished_total{{{mine},outcome="succeeded"}})') == 2
     outcomes = {
-        n: [
-            e["code"] for e in alice.wait_job(ws, "exp", n)["properties"]["executionInfo"]["errors"]
-        ]
-        for n in ("capped", "victim", "ok", "fails", "prep", "gpu")
+        n: [e["code"] for e in alice.wait_job(ws, x, n)["properties"]["executionInfo"]["errors"]]
+        for x, n in [("exp", n) for n in ("capped", "ok", "fails", "prep", "gpu")]
+        + [("sbatch", capped_sbatch), ("sbatch", victim)]
     }
-    assert scalar(f'sum(bai_jobs_finished_total{{{mine},outcome="failed"}})') == 4, (
+    assert scalar(f'sum(bai_jobs_finished_total{{{mine},outcome="failed"}})') == 5, (
         query(f"sum by (cluster, code) (bai_job_failures_total{{{mine}}}) > 0"),
         outcomes,
     )
-    for code in (
-        "JobFailed",
-        "JobPreparationFailed",
-        "JobTerminated",
-        "LowPriorityTimeLimitExceeded",
+    for code, times in (
+        ("JobFailed", 1),
+        ("JobPreparationFailed", 1),
+        ("JobTerminated", 1),
+        ("LowPriorityTimeLimitExceeded", 2),
     ):
-        assert scalar(f'sum(bai_job_failures_total{{{mine},code="{code}"}})') == 1, code
+        assert scalar(f'sum(bai_job_failures_total{{{mine},code="{code}"}})') == times, code
     assert scalar(f"sum(bai_job_preemptions_total{{{mine}}})") == 1
     assert scalar(f"sum(bai_job_requeues_total{{{mine}}})") == 1
     assert scalar(f'sum(bai_cluster_nodes{{{mine},cluster="broken",state="unusable"}})') == 1
-    assert scalar(f"sum(bai_job_queue_wait_seconds_count{{{mine}}})") == 6
+    assert scalar(f"sum(bai_job_queue_wait_seconds_count{{{mine}}})") == 7
 
     for title, expr in panel_queries(ws):
         assert query_range(expr, since), f"panel {title!r} drew nothing: {expr}"
