@@ -47,11 +47,12 @@ def test_rerun_changes_nothing_and_restarts_nothing() -> None:
     assert daemon_pids() == before
 
 
-def test_config_change_restarts_only_slurm_and_grafana_is_provisioned_where_installed(
+def test_config_change_restarts_only_slurm_then_dev_down_stops_all_and_site_brings_it_back(
     tmp_path: Path,
 ) -> None:
-    """One playbook run with two changes (a playbook run is a minute of the suite): a Slurm
-    setting, and a Grafana configuration directory as if Grafana were installed."""
+    """Three playbook runs (each is a minute of the suite): one with two changes (a Slurm
+    setting, and a Grafana configuration directory as if Grafana were installed); then
+    `dev-down`; then `site.yml` as it is, which brings everything back and undoes the change."""
     before = daemon_pids()
     extra = tmp_path / "vars.yml"
     grafana, dashboards = tmp_path / "grafana", tmp_path / "dashboards"
@@ -60,6 +61,7 @@ def test_config_change_restarts_only_slurm_and_grafana_is_provisioned_where_inst
         f"slurm_min_job_age: 301\nbai_grafana_dir: {grafana}\n"
         f"bai_grafana_dashboards_dir: {dashboards}\n"
     )
+    restored = False
     try:
         result = run_playbook("site.yml", "-e", f"@{extra}")
         assert recap(result)["changed"] > 0
@@ -68,10 +70,21 @@ def test_config_change_restarts_only_slurm_and_grafana_is_provisioned_where_inst
         restarted = {name for name in before if after[name] != before[name]}
         assert restarted == {n for n in before if n == "slurmctld" or n.startswith("slurmd:")}
         _check_grafana(grafana)
+
+        recap(run_playbook("dev-down.yml"))
+        assert daemon_pids() == {}
+        assert "is DOWN" in sh("scontrol", "ping").stdout
+        listening = sh("ss", "-ltn").stdout
+        assert not [addr for addr, _ in DEV_NODES.values() if f"{addr}:" in listening], listening
+        assert not [p for p in (":9090 ", ":9100 ", ":8443 ") if p in listening], listening
+
+        assert recap(run_playbook())["changed"] > 0
+        restored = True
     finally:
-        recap(run_playbook())
+        if not restored:  # a failure above leaves the change, or the cluster down: undo it
+            recap(run_playbook())
     assert "MinJobAge=300" in Path("/etc/slurm/slurm.conf").read_text()
-    assert cluster_healthy() or _wait_healthy()
+    assert _wait_healthy()
 
 
 def _check_grafana(grafana: Path) -> None:
@@ -93,18 +106,6 @@ def _check_grafana(grafana: Path) -> None:
             break
         assert time.monotonic() < deadline, result
         time.sleep(1)
-
-
-def test_dev_down_stops_everything_and_site_brings_it_back() -> None:
-    recap(run_playbook("dev-down.yml"))
-    assert daemon_pids() == {}
-    assert "is DOWN" in sh("scontrol", "ping").stdout
-    listening = sh("ss", "-ltn").stdout
-    assert not [addr for addr, _ in DEV_NODES.values() if f"{addr}:" in listening], listening
-    assert not [port for port in (":9090 ", ":9100 ", ":8443 ") if port in listening], listening
-
-    assert recap(run_playbook())["changed"] > 0
-    assert _wait_healthy()
 
 
 def _wait_healthy() -> bool:

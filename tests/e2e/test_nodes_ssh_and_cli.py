@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import asyncssh
@@ -146,10 +147,12 @@ def test_cli_errors_are_one_line_with_the_fix(service: Service, admin: Api) -> N
     )
     assert lonely.returncode == 1 and "give --min and --max together" in lonely.stderr
 
-    no_env = subprocess.run(
-        [str(Path(sys.executable).parent / "bai"), "workspace", "list"],
-        env={"PATH": os.environ["PATH"]},
-        capture_output=True,
-        text=True,
-    )
+    # Off the cluster's hosts: no BAI_URL, and no client.conf naming one.
+    with tempfile.NamedTemporaryFile("w", suffix=".conf") as empty:
+        no_env = subprocess.run(
+            [str(Path(sys.executable).parent / "bai"), "workspace", "list"],
+            env={"PATH": os.environ["PATH"], "BAI_CLIENT_CONF": empty.name},
+            capture_output=True,
+            text=True,
+        )
     assert no_env.returncode == 1 and ". .dev/env" in no_env.stderr
