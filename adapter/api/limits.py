@@ -15,6 +15,9 @@ from adapter.settings import ApiSettings
 SCOPE_KEY = "bai.api_limits"
 _DECIMAL = re.compile(rb"[0-9]{1,19}")
 _CLOSE = (b"connection", b"close")
+# A body declared larger than the limit but no larger than this is read and dropped before the
+# 413 (sbatch's own script limit is 4 MB); a larger one is refused at once, the rest unread.
+DRAIN_MAX = 16 * 1024 * 1024
 
 
 class PayloadTooLarge(RequestError):
@@ -66,6 +69,8 @@ class BodyLimit:
             await _refuse(exc, scope, receive, send)
             return
         if declared is not None and declared > limit:
+            if declared <= DRAIN_MAX:  # read and drop it: a client still sending sees the 413
+                await _drain(receive)
             await _refuse(too_large(limit), scope, receive, send)
             return
         received = 0
@@ -111,6 +116,16 @@ def content_length(values: Iterable[bytes]) -> int | None:
             target="Content-Length",
         )
     return int(next(iter(found)))
+
+
+async def _drain(receive: Receive) -> None:
+    """Read a body to its end, keeping none of it. Clients (requests, httpx, the SDK) send a
+    whole body before they read the answer; a 413 sent while they still send reaches them as
+    a broken connection instead."""
+    while True:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
 
 
 async def _refuse(exc: RequestError, scope: Scope, receive: Receive, send: Send) -> None:

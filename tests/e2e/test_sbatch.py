@@ -9,9 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
+import requests
 
 from tests.e2e.sbatch_users import bai_sbatch, job_id, scontrol, user_dir, write
 from tests.e2e.service import Api, Service, bai_ok, sdk
+from tests.e2e.test_clusters import partition_of
 
 pytestmark = pytest.mark.slurm
 
@@ -57,8 +59,10 @@ def sb(alice: Api, workspace: str, shared_file: Path) -> str:
     return "sb"
 
 
-def wait_named(api: Api, ws: str, name: str, timeout: float = 120) -> dict[str, Any]:
-    return api.wait_job(ws, "sbatch", name, timeout=timeout)["properties"]
+def wait_named(
+    api: Api, ws: str, name: str, timeout: float = 120, experiment: str = "sbatch"
+) -> dict[str, Any]:
+    return api.wait_job(ws, experiment, name, timeout=timeout)["properties"]
 
 
 def test_a_users_script_runs_as_with_sbatch_and_is_a_bai_job(
@@ -227,3 +231,39 @@ def test_a_token_of_another_users_submits_nothing(
     assert result.stderr.startswith("sbatch: error: BAI_TOKEN is alice's, but this is bob's")
     listed = alice.call("GET", alice.job_path(workspace, "sbatch", "").rstrip("/")).json()
     assert listed["value"] == []
+
+
+def test_the_cluster_is_named_three_ways_and_the_experiment_is_the_users_choice(
+    service: Service, alice: Api, workspace: str, sb: str
+) -> None:
+    home = user_dir("alice")
+    write(home, "x.sh", "#!/bin/sh\ntrue\n", "alice")
+    partition = partition_of(alice, workspace, sb)
+    by_partition = bai_sbatch(
+        service, "alice", ["-p", partition, "--experiment=tuning", "x.sh"], home
+    )
+    by_name = bai_sbatch(service, "alice", ["x.sh"], home, env={"SBATCH_PARTITION": sb})
+    by_path = bai_sbatch(
+        service, "alice", [f"-p{workspace}/{sb}", "x.sh"], home, env={"BAI_EXPERIMENT": "nightly"}
+    )
+    for result, experiment in ((by_partition, "tuning"), (by_name, "sbatch"), (by_path, "nightly")):
+        done = wait_named(alice, workspace, str(job_id(result)), experiment=experiment)
+        assert done["executionState"] == "succeeded", done
+        assert done["cluster"]["id"].endswith(f"/workspaces/{workspace}/clusters/{sb}")
+
+
+def test_a_body_too_large_is_a_413_even_for_a_client_that_sends_it_whole(
+    service: Service,
+) -> None:
+    """requests (the SDK's, the fuzzer's) reads the answer only once the body is sent; over
+    TLS a 413 sent before that reached it as a broken connection. The service reads and
+    drops such a body (up to 16 MiB) first: a script too large for bai gets its message."""
+    answer = requests.post(
+        f"{service.url}/bai/sbatch",
+        data=b" " * (8 * 1024 * 1024),
+        headers={"Content-Type": "application/json", "Authorization": "Bearer x"},
+        verify=service.ca,
+        timeout=60,
+    )
+    assert answer.status_code == 413
+    assert answer.json()["error"]["code"] == "RequestEntityTooLarge"
