@@ -23,7 +23,7 @@ from adapter.auth import Principal
 from adapter.errors import InvalidRequest, NotFound
 from adapter.jobs.layout import JobLayout, job_segment
 from adapter.jobs.sbatch_script import SCRIPT_NAME, SbatchWrapper, render_sbatch_wrapper
-from adapter.jobs.service import JobService
+from adapter.jobs.service import JobService, job_labels
 from adapter.jobs.volumes import ROOT_KINDS, resolve_volumes
 from adapter.models.common import NAME
 from adapter.models.sbatch import SbatchConfirm, SbatchSubmit
@@ -254,11 +254,7 @@ class SbatchJobs:
             unmanaged_allowed=cfg.jobs.unmanaged_mounts,
             user=principal.user,
         )
-        snap = svc.clusters.snapshot()
-        node_type = snap.types.get(cluster.node_type) if snap else None
-        addresses = (
-            {n: snap.nodes[n].address for n in node_type.nodes} if (snap and node_type) else {}
-        )
+        node_type, addresses = svc.node_facts(cluster)
         wrapper = render_sbatch_wrapper(
             SbatchWrapper(
                 title=f"{cluster.rg}/{cluster.ws}/{exp.name}",
@@ -307,13 +303,7 @@ class SbatchJobs:
                 "capped": tr.capped,
                 "limitSeconds": tr.limit_minutes * 60 if tr.limit_minutes else None,
                 "capSeconds": cap * 60,
-                "labels": {
-                    "workspace": cluster.ws,
-                    "cluster": cluster.name,
-                    "partition": cluster.partition,
-                    "node_type": cluster.node_type,
-                    "priority": cluster.priority,
-                },
+                "labels": job_labels(cluster),
                 "volumes": [v.__dict__ | {"remote": dict(v.remote or {})} for v in volumes],
                 "sbatch": {
                     "workdir": tr.workdir,

@@ -19,6 +19,7 @@ import structlog
 from adapter import boundary
 from adapter.auth import Principal
 from adapter.backends.base import SlurmBackend, SlurmJob
+from adapter.clusters.inventory import NodeType
 from adapter.clusters.service import ClusterKey, ClusterService
 from adapter.errors import BackendError, Conflict, InvalidRequest, NotFound
 from adapter.jobs.launch import launch_for
@@ -66,6 +67,17 @@ class JobKey:
 
     def __str__(self) -> str:
         return f"{self.rg}/{self.ws}/{self.exp}/{self.name}"
+
+
+def job_labels(cluster: Cluster) -> dict[str, str]:
+    """A job's metric labels, kept with the job: the cluster may be gone when it finishes."""
+    return {
+        "workspace": cluster.ws,
+        "cluster": cluster.name,
+        "partition": cluster.partition,
+        "node_type": cluster.node_type,
+        "priority": cluster.priority,
+    }
 
 
 def host_of(snap: Snapshot, node: str) -> str:
@@ -244,6 +256,14 @@ class JobService:
             )
         return cluster
 
+    def node_facts(self, cluster: Cluster) -> tuple[NodeType | None, dict[str, str]]:
+        """The cluster's node type and its nodes' addresses, as the last pass saw them."""
+        snap = self.clusters.snapshot()
+        node_type = snap.types.get(cluster.node_type) if snap else None
+        if snap is None or node_type is None:
+            return node_type, {}
+        return node_type, {n: snap.nodes[n].address for n in node_type.nodes}
+
     def _build(
         self,
         key: JobKey,
@@ -302,11 +322,7 @@ class JobService:
         cap = timedelta(minutes=cfg.clusters.lowpriority_max_time_minutes)
         capped = low and requested > cap
         limit = cap if capped else requested
-        snap = self.clusters.snapshot()
-        node_type = snap.types.get(cluster.node_type) if snap else None
-        addresses = (
-            {n: snap.nodes[n].address for n in node_type.nodes} if (snap and node_type) else {}
-        )
+        node_type, addresses = self.node_facts(cluster)
         gpus = node_type.gpus if node_type else 0
         toolkit_key = props.toolkit_key
         tool = TOOLKITS[toolkit_key]
@@ -381,14 +397,7 @@ class JobService:
                 "capped": capped,
                 "limitSeconds": int(limit.total_seconds()),
                 "capSeconds": int(cap.total_seconds()),
-                # Metric labels, kept with the job: the cluster may be gone when it finishes.
-                "labels": {
-                    "workspace": cluster.ws,
-                    "cluster": cluster.name,
-                    "partition": cluster.partition,
-                    "node_type": cluster.node_type,
-                    "priority": cluster.priority,
-                },
+                "labels": job_labels(cluster),
                 "volumes": [v.__dict__ | {"remote": dict(v.remote or {})} for v in volumes],
             },
             created=t,
@@ -708,16 +717,7 @@ class JobService:
         events, problem = await self._read_log(job, f"execution.{index}.log")
         if problem:
             return invalid_log_outcome(rec, problem)
-        found = decide(
-            rec,
-            events,
-            terminated=job.terminate,
-            cluster_gone=cluster is None or cluster.provisioning_state == "deleting",
-            capped=job.info["capped"],
-            cap=human(timedelta(seconds=job.info["capSeconds"])),
-            limit=human(timedelta(seconds=job.info["limitSeconds"] or 0)),
-        )
-        return found or Outcome("failed", -1, [error("JobLost")])
+        return self._decide(job, rec, events, cluster) or Outcome("failed", -1, [error("JobLost")])
 
     async def _count_requeues(self, job: Job, times: int) -> None:
         labels = job.info["labels"]
@@ -762,7 +762,21 @@ class JobService:
             await self._end(job, slurm, invalid_log_outcome(slurm, problem))
             return
         mount_error = await self._mount_error(job)
-        outcome = decide(
+        outcome = self._decide(job, slurm, events, cluster, (mount_error or "").strip())
+        if outcome is not None:
+            await self._end(job, slurm, outcome)
+
+    def _decide(
+        self,
+        job: Job,
+        slurm: SlurmJob | None,
+        events: list[dict[str, Any]],
+        cluster: Cluster | None,
+        mount_error: str = "",
+    ) -> Outcome | None:
+        """`decide` with what the job's record says of its cap and limit (a job, or one task
+        of an array)."""
+        return decide(
             slurm,
             events,
             terminated=job.terminate,
@@ -770,10 +784,8 @@ class JobService:
             capped=job.info["capped"],
             cap=human(timedelta(seconds=job.info["capSeconds"])),
             limit=human(timedelta(seconds=job.info["limitSeconds"] or 0)),
-            mount_error=(mount_error or "").strip(),
+            mount_error=mount_error,
         )
-        if outcome is not None:
-            await self._end(job, slurm, outcome)
 
     async def _end(self, job: Job, slurm: SlurmJob | None, outcome: Outcome) -> None:
         if slurm is not None:
