@@ -38,6 +38,7 @@ from tests.e2e.sbatch_users import (
     write,
 )
 from tests.e2e.service import Api, Service, counts
+from tests.e2e.test_clusters import partition_of
 
 pytestmark = pytest.mark.slurm
 
@@ -267,18 +268,6 @@ class Corpus:
     nodes: list[str]
 
 
-def partition_of(name: str) -> str:
-    """The Slurm partition of a bai cluster (as tests/e2e/test_clusters.py finds it)."""
-    include = Path("/etc/slurm/adapter-partitions.conf").read_text()
-    found = [
-        line.split()[0].split("=", 1)[1]
-        for line in include.splitlines()
-        if line.startswith(f"PartitionName={name}-")
-    ]
-    assert len(found) == 1, include
-    return found[0]
-
-
 @contextlib.contextmanager
 def workspace_of_alice(service: Service) -> Iterator[Api]:
     admin = Api(service, service.token("root", admin=True))
@@ -307,7 +296,7 @@ def cluster_of_alice(alice: Api, name: str, priority: str, count: int) -> str:
         },
     )
     alice.wait_cluster(ws, name, lambda p: counts(p)["idle"] == count)
-    return partition_of(name)
+    return partition_of(alice, ws, name)
 
 
 def run_corpus(
