@@ -157,13 +157,7 @@ def authenticate(
             f"the bearer token {ident} is bound to the Unix user {found.user!r}, who no longer "
             "exists on this host; ask an operator to revoke it and make you a new one"
         ) from None
-    reason = system_account(account)
-    if reason and found.user not in policy.allow_system_users:
-        raise Forbidden(
-            f"the bearer token {ident} is bound to {found.user!r}, a system account ({reason}); "
-            "bai acts as system accounts only if the operator lists them in the setting "
-            "auth.allow_system_users"
-        )
+    allowed(account, policy, f"the bearer token {ident} is bound to {found.user!r}")
     if found.last_used is None or at - found.last_used >= LAST_USED_RESOLUTION:
         store.touch_token(token_hash, at)
     return Principal(user=found.user, admin=found.admin)
@@ -195,14 +189,19 @@ def authenticate_munge(
             f"the munge credential's uid {found.uid} has no user on the service host; a user "
             "needs the same uid on the cluster's hosts and the service host (or a token)"
         ) from None
+    allowed(account, policy, f"the munge credential is {account.pw_name!r}'s")
+    return Principal(user=account.pw_name, admin=False, method="munge")
+
+
+def allowed(account: pwd.struct_passwd, policy: AuthSettings, whose: str) -> None:
+    """Forbidden for a system account the operator does not list in auth.allow_system_users
+    (`whose`: how the caller's credential names the account)."""
     reason = system_account(account)
     if reason and account.pw_name not in policy.allow_system_users:
         raise Forbidden(
-            f"the munge credential is {account.pw_name!r}'s, a system account ({reason}); bai "
-            "acts as system accounts only if the operator lists them in the setting "
-            "auth.allow_system_users"
+            f"{whose}, a system account ({reason}); bai acts as system accounts only if the "
+            "operator lists them in the setting auth.allow_system_users"
         )
-    return Principal(user=account.pw_name, admin=False, method="munge")
 
 
 def select_tokens(
