@@ -64,7 +64,8 @@ def test_begin_operation_returns_the_one_in_progress_or_a_new_one(tmp_path: Path
     assert (first.owner, bobs.owner) == ("alice", "bob")
     assert store.operation(first.id) == first and first.status == "InProgress"
     store.succeed_operations("a")
-    assert store.operation(bobs.id).status == "Succeeded"  # type: ignore[union-attr]
+    done = store.operation(bobs.id)
+    assert done is not None and done.status == "Succeeded"
     after, after_new = store.begin_operation("delete-job", "a", "alice")
     assert after_new and after.id != first.id
 

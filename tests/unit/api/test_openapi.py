@@ -181,5 +181,5 @@ def test_a_job_as_rendered_fits_queued_and_finished(doc: dict[str, Any]) -> None
 
 def test_a_cloud_error_fits(doc: dict[str, Any]) -> None:
     response = cloud_error(409, "Conflict", "m", "jobName", [{"code": "Inner", "message": "i"}])
-    assert valid(doc, "CloudError", json.loads(response.body)) == []
+    assert valid(doc, "CloudError", json.loads(bytes(response.body))) == []
     assert valid(doc, "CloudError", {"detail": "Not Found"}) != []

@@ -4,7 +4,7 @@ the cluster (tests/slurm/test_libslurm.py); here its outcome is given, to test t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from structlog.testing import capture_logs
@@ -13,13 +13,13 @@ from adapter.api import app
 from adapter.backends import CliBackend, LocalRunner
 from adapter.backends.libslurm import Libslurm, LibslurmBackend
 from adapter.errors import BackendUnavailable
-from adapter.settings import Settings
+from adapter.settings import Settings, SlurmSettings
 
 MISSING = BackendUnavailable("/usr/include/slurm/slurm.h is missing: install libslurm-dev")
 
 
-def settings(client: str, tmp_path: Path) -> Settings:
-    return Settings(state_dir=tmp_path, slurm={"client": client})  # type: ignore[arg-type]
+def settings(client: Literal["auto", "libslurm", "commands"], tmp_path: Path) -> Settings:
+    return Settings(state_dir=tmp_path, slurm=SlurmSettings(client=client))
 
 
 def loader(result: Any, calls: list[Path]) -> Any:

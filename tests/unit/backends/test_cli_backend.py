@@ -38,8 +38,13 @@ class ReplayRunner:
     async def read_text(self, path: str) -> str | None:
         return self.files.get(path)
 
-    async def write_text(self, path: str, text: str, mode: int = 0o644) -> None:
+    async def write_text(
+        self, path: str, text: str, mode: int = 0o644, owner: str | None = None
+    ) -> None:
         self.files[path] = text
+
+    async def remove(self, path: str) -> None:
+        self.files.pop(path, None)
 
 
 async def test_json_errors_with_controller_down_are_unavailable() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from adapter.backends.base import PartitionSpec
@@ -69,6 +71,6 @@ def test_upsert_replace_and_drop_keep_header_and_other_lines() -> None:
         {"name": ""},
     ],
 )
-def test_invalid_specs_never_reach_the_file(kwargs: dict[str, object]) -> None:
+def test_invalid_specs_never_reach_the_file(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="invalid partition spec"):
-        PartitionSpec(**kwargs)  # type: ignore[arg-type]
+        PartitionSpec(**kwargs)

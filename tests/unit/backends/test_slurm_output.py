@@ -60,7 +60,8 @@ def test_squeue_json_fields(jobs: dict[str, SlurmJob]) -> None:
     job = jobs["timeout"]
     assert job.user == "alice" and job.partition == "rec-dedicated"
     assert job.time_limit_minutes == 1 and job.state_reason == "TimeLimit"
-    assert isinstance(job.start_time, datetime) and job.end_time > job.start_time
+    assert isinstance(job.start_time, datetime) and isinstance(job.end_time, datetime)
+    assert job.end_time > job.start_time
     assert jobs["pending"].start_time is None and jobs["pending"].end_time is None
     assert jobs["requeued"].requeue is True
     assert jobs["ok"].finished and not jobs["preemptor"].finished

@@ -31,7 +31,10 @@ def test_cluster_that_is_neither_name_nor_id_fails(bad: str) -> None:
 
 
 def test_body_drops_schema_and_applies_flags() -> None:
-    raw = {"$schema": "x", "properties": {"nodeCount": 1, "customToolkitSettings": {}}}
+    raw: dict[str, Any] = {
+        "$schema": "x",
+        "properties": {"nodeCount": 1, "customToolkitSettings": {}},
+    }
     body = job_body(raw, "gpus", 4, SCOPE, "ws1")
     assert body == {
         "properties": {

@@ -12,7 +12,7 @@ from adapter.backends.base import SlurmBackend
 from adapter.clusters.service import ClusterService
 from adapter.errors import QuotaExceeded
 from adapter.models.clusters import ScaleSettings
-from adapter.settings import Settings
+from adapter.settings import QuotaSettings, Settings
 from adapter.snapshot import Snapshot
 from adapter.store import Store
 from tests.unit.clusters.factories import T0, auto, cluster, manual, node
@@ -25,7 +25,7 @@ def service(tmp_path: Path, **quotas: Any) -> ClusterService:
     async def refresh() -> Snapshot:
         raise AssertionError("not used")
 
-    settings = Settings(quotas=quotas)
+    settings = Settings(quotas=QuotaSettings.model_validate(quotas))
     backend = cast(SlurmBackend, object())  # the checks never reach Slurm
     return ClusterService(Store(tmp_path / "bai.db"), backend, settings, lambda: SNAP, refresh)
 

@@ -156,9 +156,9 @@ def test_usages_for_an_admin_are_the_sites_with_every_configured_quota() -> None
 
 def test_quota_settings_refuse_a_misspelt_or_negative_limit() -> None:
     with pytest.raises(ValidationError, match="dedicated_gpu"):
-        Settings(quotas={"users": {"bob": {"dedicated_gpu": 2}}})
+        Settings(quotas=quotas(users={"bob": {"dedicated_gpu": 2}}))
     with pytest.raises(ValidationError, match="greater than or equal to 0"):
-        Settings(quotas={"groups": {"ml": {"lowpriority_gpus": -1}}})
+        Settings(quotas=quotas(groups={"ml": {"lowpriority_gpus": -1}}))
     assert Settings().quotas.users == {}
 
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 
+from adapter.backends.base import SlurmJob, SlurmNode
 from adapter.clusters.inventory import node_types, resolve_vm_size
 from adapter.clusters.view import node_state_counts, remote_logins
 from adapter.errors import InvalidRequest
@@ -15,7 +16,7 @@ from adapter.snapshot import Snapshot
 from tests.unit.clusters.factories import T0, cluster, job, node
 
 
-def snap(nodes: list, jobs: list | None = None) -> Snapshot:  # type: ignore[type-arg]
+def snap(nodes: list[SlurmNode], jobs: list[SlurmJob] | None = None) -> Snapshot:
     return Snapshot.build(T0 + timedelta(minutes=1), nodes, jobs or [])
 
 

@@ -31,11 +31,11 @@ def slurm(state: str, exit_status: int | None = None) -> SlurmJob:
     return job(42, "c1-012345", state, ("n1",), exit_status=exit_status, comment="bai:x")
 
 
-def ev(event: str, run: int = 0, **fields: Any) -> dict[str, Any]:
+def ev(event: str, run: object = 0, **fields: Any) -> dict[str, Any]:
     return {"time": "2026-01-01T00:00:00Z", "event": event, "run": run, **fields}
 
 
-def end(exit_code: int, error: str = "", **fields: Any) -> dict[str, Any]:
+def end(exit_code: object, error: str = "", **fields: Any) -> dict[str, Any]:
     return ev("end", exit=exit_code, error=error, **fields)
 
 
@@ -368,22 +368,22 @@ HOSTILE: dict[str, Hostile] = {
     "empty": Hostile("", []),
     "only newlines": Hostile("\n\n\r\n", []),
     "exit is a string": Hostile(
-        raw(START, ev("job_prep", exit=0), end("abc")),  # type: ignore[arg-type]
+        raw(START, ev("job_prep", exit=0), end("abc")),
         invalid=("line 3: exit is 'abc', not an integer",),
     ),
     "exit is a float": Hostile(
-        raw(START, end(1.5)),  # type: ignore[arg-type]
+        raw(START, end(1.5)),
         invalid=("line 2: exit is 1.5, not an integer",),
     ),
     "exit is a bool": Hostile(
         raw(START, end(True)), invalid=("line 2: exit is true, not an integer",)
     ),
     "exit is null": Hostile(
-        raw(START, end(None)),  # type: ignore[arg-type]
+        raw(START, end(None)),
         invalid=("line 2: exit is null, not an integer",),
     ),
     "exit is a list": Hostile(
-        raw(START, end([0])),  # type: ignore[arg-type]
+        raw(START, end([0])),
         invalid=("line 2: exit is a list, not an integer",),
     ),
     "exit is NaN": Hostile(
@@ -423,7 +423,7 @@ HOSTILE: dict[str, Hostile] = {
     ),
     "event is missing": Hostile(raw({"exit": 0}), invalid=("line 1: event is missing",)),
     "run is a string": Hostile(
-        raw(ev("start", run="0")),  # type: ignore[arg-type]
+        raw(ev("start", run="0")),
         invalid=("line 1: run is '0', not an integer",),
     ),
     "nodes is a bool": Hostile(
@@ -441,7 +441,7 @@ HOSTILE: dict[str, Hostile] = {
         invalid=("line 2: detail is a list, not a string",),
     ),
     "a wrong field in an earlier run still makes the log invalid": Hostile(
-        raw(end("x"), START, end(0)),  # type: ignore[arg-type]
+        raw(end("x"), START, end(0)),
         invalid=("line 1: exit is 'x'",),
     ),
     "lines that are JSON but not objects are skipped": Hostile(
@@ -461,7 +461,7 @@ HOSTILE: dict[str, Hostile] = {
         [START, end(1, "VolumeMountFailed", detail="d" * 500)],
     ),
     "a 1 MB exit string is quoted briefly": Hostile(
-        raw(START, end("7" * BIG)),  # type: ignore[arg-type]
+        raw(START, end("7" * BIG)),
         invalid=("line 2: exit is '7777", "'..., not an integer"),
     ),
     "an error code bai does not write is kept as data": Hostile(

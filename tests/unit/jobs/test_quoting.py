@@ -22,7 +22,7 @@ from adapter.jobs.script import render_job_script
 from adapter.jobs.service import JobService
 from adapter.metrics.events import MetricEvents
 from adapter.scripts.shell import directive, expand_path, export, quote
-from adapter.settings import Settings
+from adapter.settings import ClusterSettings, Settings
 from adapter.store import Store
 from tests.unit.jobs.factories import stored_job
 from tests.unit.jobs.test_golden import UID, custom, layout
@@ -115,7 +115,7 @@ def secrets_text(secrets: dict[str, str]) -> str:
         service = JobService(
             cast(Store, None),
             cast(SlurmBackend, None),
-            Settings(clusters={"spool_dir": tmp}),
+            Settings(clusters=ClusterSettings(spool_dir=tmp)),
             cast(ClusterService, None),
             cast(MetricEvents, None),
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import grp
 import pwd
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -17,8 +18,8 @@ GHOST = "no-such-user-bai"
 FIELD = "properties.mountVolumes"
 
 
-def local(name: str, **who: list[str]) -> StorageAccount:
-    return StorageAccount(kind="local", path=f"/srv/{name}", **who)
+def local(name: str, users: Sequence[str] = (), groups: Sequence[str] = ()) -> StorageAccount:
+    return StorageAccount(kind="local", path=f"/srv/{name}", users=[*users], groups=[*groups])
 
 
 ACCOUNTS = {

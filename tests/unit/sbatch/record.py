@@ -15,6 +15,7 @@ import pathlib
 import shutil
 import subprocess
 import tempfile
+from typing import Any
 
 HERE = pathlib.Path(__file__).parent
 USER = "alice"
@@ -28,20 +29,20 @@ def held_jobs() -> set[str]:
     return {line.split()[0] for line in out.splitlines() if line.endswith("JobHeldUser")}
 
 
-def run(case: dict[str, object]) -> dict[str, object]:
+def run(case: dict[str, Any]) -> dict[str, Any]:
     before = held_jobs()
     work = pathlib.Path(tempfile.mkdtemp(prefix="sbatch-record-"))
     try:
-        for name, text in dict(case.get("files", {})).items():  # type: ignore[call-overload]
+        for name, text in dict(case.get("files", {})).items():
             (work / name).write_bytes(str(text).encode("utf-8", "surrogateescape"))
         shutil.chown(work, USER, USER)
         for path in work.iterdir():
             shutil.chown(path, USER, USER)
-        env = [f"{k}={v}" for k, v in dict(case.get("env", {})).items()]  # type: ignore[call-overload]
+        env = [f"{k}={v}" for k, v in dict(case.get("env", {})).items()]
         argv = ["setpriv", f"--reuid={USER}", f"--regid={USER}", "--init-groups", "--"]
         argv += ["env", "-i", "PATH=/usr/bin:/bin", f"HOME={work}", *env, "sbatch"]
         proc = subprocess.run(
-            [*argv, *case["argv"]],  # type: ignore[misc]
+            [*argv, *case["argv"]],
             cwd=work,
             input=str(case.get("stdin", "")).encode(),
             capture_output=True,

@@ -36,9 +36,14 @@ def run(
     return parse(argv, env or {}, read_stdin, read_file)
 
 
-def fails(argv: Sequence[str], **kwargs: object) -> SbatchError:
+def fails(
+    argv: Sequence[str],
+    env: Mapping[str, str] | None = None,
+    files: Mapping[str, str | bytes] | None = None,
+    stdin: bytes | None = None,
+) -> SbatchError:
     with pytest.raises(SbatchError) as caught:
-        run(argv, **kwargs)  # type: ignore[arg-type]
+        run(argv, env, files, stdin)
     return caught.value
 
 

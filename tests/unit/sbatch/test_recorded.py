@@ -38,7 +38,7 @@ LEFT_TO_SBATCH = {
     "--switches=",
 }
 # Where bai says no on purpose (refused options, hetjob separators) or has its own option.
-BAI_OWN = {
+BAI_OWN: dict[tuple[str, ...], str] = {
     ("--cluster-constraint=",): "refused",
     ("--cluster=",): "refused",
     ("--clusters=",): "refused",
@@ -58,7 +58,9 @@ NOT_CHECKED = (
 
 
 def _ours(case: dict[str, Any]) -> tuple[str, int] | None:
-    files = {k: v.encode("utf-8", "surrogateescape") for k, v in case.get("files", {}).items()}
+    files: dict[str, bytes] = {
+        k: v.encode("utf-8", "surrogateescape") for k, v in case.get("files", {}).items()
+    }
 
     def read_file(path: str) -> bytes:
         if path not in files:

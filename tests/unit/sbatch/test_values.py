@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from adapter.sbatch import values
@@ -11,9 +13,11 @@ from adapter.sbatch.values import ArraySpec, SignalSpec
 SUBMIT = "sbatch: error: Batch job submission failed: "
 
 
-def error(call: object, *args: object, **kwargs: object) -> tuple[tuple[str, ...], int]:
+def error(
+    call: Callable[..., object], *args: object, **kwargs: object
+) -> tuple[tuple[str, ...], int]:
     with pytest.raises(SbatchError) as caught:
-        call(*args, **kwargs)  # type: ignore[operator]
+        call(*args, **kwargs)
     return caught.value.lines, caught.value.code
 
 
