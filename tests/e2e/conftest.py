@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +85,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
-def storage_dir() -> Iterator[Path]:
+def storage_dir() -> Generator[Path, None, None]:
     path = Path("/tmp") / f"bai-e2e-{uuid.uuid4().hex[:8]}"
     path.mkdir(mode=0o1777)
     path.chmod(0o1777)

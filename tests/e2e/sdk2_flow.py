@@ -22,14 +22,15 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+# mypy sees the venv's 7.0.0 SDK, which has neither msrestazure nor 2.0.0's client and version.
 import azure.mgmt.batchai
 import msrest
-import msrestazure
+import msrestazure  # type: ignore[import-not-found]
 import requests
-from azure.mgmt.batchai import BatchAIManagementClient, models
-from azure.mgmt.batchai.version import VERSION
+from azure.mgmt.batchai import BatchAIManagementClient, models  # type: ignore[attr-defined]
+from azure.mgmt.batchai.version import VERSION  # type: ignore[import-not-found]
 from msrest.authentication import BasicTokenAuthentication
-from msrestazure.azure_exceptions import CloudError
+from msrestazure.azure_exceptions import CloudError  # type: ignore[import-not-found]
 
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 SHARE = "https://jobs.file.core.windows.net/logs"

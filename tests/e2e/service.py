@@ -158,23 +158,28 @@ class Api:
             raise CloudError(response.status_code, response.json() if response.content else {})
         return response
 
+    def call_json(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        """call()'s answer, which is a JSON object."""
+        data: dict[str, Any] = self.call(method, path, body).json()
+        return data
+
     def workspace(self, ws: str) -> dict[str, Any]:
-        return self.call("PUT", self.path("workspaces", ws), {"location": "test"}).json()
+        return self.call_json("PUT", self.path("workspaces", ws), {"location": "test"})
 
     def cluster(self, ws: str, name: str, properties: dict[str, Any]) -> dict[str, Any]:
-        return self.call(
+        return self.call_json(
             "PUT", self.path("workspaces", ws, "clusters", name), {"properties": properties}
-        ).json()
+        )
 
     def get_cluster(self, ws: str, name: str) -> dict[str, Any]:
-        return self.call("GET", self.path("workspaces", ws, "clusters", name)).json()
+        return self.call_json("GET", self.path("workspaces", ws, "clusters", name))
 
     def scale(self, ws: str, name: str, scale: dict[str, Any]) -> dict[str, Any]:
-        return self.call(
+        return self.call_json(
             "PATCH",
             self.path("workspaces", ws, "clusters", name),
             {"properties": {"scaleSettings": scale}},
-        ).json()
+        )
 
     def delete_cluster(self, ws: str, name: str, timeout: float = 120) -> None:
         response = self.call("DELETE", self.path("workspaces", ws, "clusters", name))
@@ -213,16 +218,16 @@ class Api:
             time.sleep(0.5)
 
     def experiment(self, ws: str, exp: str) -> dict[str, Any]:
-        return self.call("PUT", self.path("workspaces", ws, "experiments", exp)).json()
+        return self.call_json("PUT", self.path("workspaces", ws, "experiments", exp))
 
     def job_path(self, ws: str, exp: str, name: str, *more: str) -> str:
         return self.path("workspaces", ws, "experiments", exp, "jobs", name, *more)
 
     def job(self, ws: str, exp: str, name: str, properties: dict[str, Any]) -> dict[str, Any]:
-        return self.call("PUT", self.job_path(ws, exp, name), {"properties": properties}).json()
+        return self.call_json("PUT", self.job_path(ws, exp, name), {"properties": properties})
 
     def get_job(self, ws: str, exp: str, name: str) -> dict[str, Any]:
-        return self.call("GET", self.job_path(ws, exp, name)).json()
+        return self.call_json("GET", self.job_path(ws, exp, name))
 
     def wait_job(
         self,

@@ -106,7 +106,8 @@ def test_dedicated_cluster_create_resize_delete_with_the_sdk(
         scale_settings=models.ScaleSettings(manual=models.ManualScaleSettings(target_node_count=1)),
         user_account_settings=models.UserAccountSettings(admin_user_name="alice"),
     )
-    created = client.clusters.begin_create(admin.rg, workspace, "ded", params).result()
+    # Any: the SDK types the fields only the server sets (provisioning_state, ...) as None.
+    created: Any = client.clusters.begin_create(admin.rg, workspace, "ded", params).result()
     assert created.provisioning_state == "succeeded" and created.vm_priority == "dedicated"
     assert created.current_node_count == 1
     part = partition_of(admin, workspace, "ded")
@@ -123,12 +124,14 @@ def test_dedicated_cluster_create_resize_delete_with_the_sdk(
             )
         ),
     )
-    got = client.clusters.get(admin.rg, workspace, "ded")
+    got: Any = client.clusters.get(admin.rg, workspace, "ded")  # Any: as `created`
     assert got.current_node_count == 2 and got.node_state_counts.idle_node_count == 2
     assert got.allocation_state == "steady"
     nodes = slurm_nodes_of(part)
     assert len(nodes) == 2 and all(n.startswith("gpu-a100-") for n in nodes)
-    assert [c.name for c in client.clusters.list_by_workspace(admin.rg, workspace)] == ["ded"]
+    # The SDK says the listing yields ClusterListResult pages; it yields the clusters.
+    listed: list[Any] = [*client.clusters.list_by_workspace(admin.rg, workspace)]
+    assert [c.name for c in listed] == ["ded"]
 
     client.clusters.begin_delete(admin.rg, workspace, "ded").result()
     assert "ded-" not in Path("/etc/slurm/adapter-partitions.conf").read_text()

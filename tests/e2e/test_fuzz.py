@@ -34,6 +34,7 @@ from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 from schemathesis import Case, GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     ignored_auth,
@@ -159,7 +160,7 @@ def cap_nodes(value: Any) -> None:
             cap_nodes(item)
 
 
-def aim_body(case: Case, targets: Targets) -> Case:
+def aim_body(case: Case[Any], targets: Targets) -> Case[Any]:
     """A valid body made to pass the rules JSON Schema does not carry (one toolkit, one kind of
     scaling, an existing user, an absolute path), so it reaches the services: jobs go to the
     blocked cluster, clusters ask for a real node type."""
@@ -189,7 +190,7 @@ def aim_body(case: Case, targets: Targets) -> Case:
 
 def fuzz_operation(
     operation: Any,
-    strategy: st.SearchStrategy[Case],
+    strategy: st.SearchStrategy[Case[Any]],
     way: str,
     base_url: str,
     session: requests.Session,
@@ -207,9 +208,14 @@ def fuzz_operation(
     )
     @seed(SEED)
     @given(case=strategy)
-    def run(case: Case) -> None:
+    def run(case: Case[Any]) -> None:
         cap_nodes(case.body)
-        sent = {"base_url": base_url, "session": session, "verify": session.verify, "timeout": 30}
+        sent: dict[str, Any] = {
+            "base_url": base_url,
+            "session": session,
+            "verify": session.verify,
+            "timeout": 30,
+        }
         response = case.call(**sent)
         tally.examples += 1
         tally.statuses[response.status_code] += 1
@@ -240,7 +246,11 @@ def fuzz(service: Service, token: str, targets: Targets, doc: dict[str, Any]) ->
     session.verify = service.ca
     session.headers["Authorization"] = f"Bearer {token}"
     tally = Tally()
-    operations = sorted((result.ok() for result in schema.get_all_operations()), key=order)
+    operations = []
+    for result in schema.get_all_operations():
+        assert isinstance(result, Ok), f"an operation of the document is invalid: {result.err()}"
+        operations.append(result.ok())
+    operations.sort(key=order)
     for operation in operations:
         method, path = operation.method.upper(), operation.path
         free = {"sub": FUZZ_SUB} if "{sub}" in path else {}

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
+import yaml  # type: ignore[import-untyped]
 
 from tests.cluster import sh
 from tests.e2e.dcgm_standin import MAP_DIR, DcgmStandin
@@ -101,7 +101,12 @@ def query(expr: str) -> list[dict[str, Any]]:
 
 def query_range(expr: str, since: float) -> list[dict[str, Any]]:
     """What a Grafana time-series panel draws: the expression over the workload's window."""
-    params = {"query": expr, "start": since, "end": time.time(), "step": "2s"}
+    params: dict[str, str | float] = {
+        "query": expr,
+        "start": since,
+        "end": time.time(),
+        "step": "2s",
+    }
     response = httpx.get(f"{PROM}/api/v1/query_range", params=params, timeout=10)
     body = response.json()
     assert body.get("status") == "success", (expr, body)

@@ -72,6 +72,7 @@ def test_usages_show_bobs_use_and_limit_and_clusters_past_the_quota_fail(
             bob.rg, "quota", "big", params("a100x2", "dedicated", manual(2))
         ).result()
     error = err.value.error
+    assert error is not None and error.message is not None, err.value
     assert err.value.status_code == 409 and error.code == "QuotaExceeded"
     assert error.message.startswith("user bob's dedicated GPU quota is 2 GPU(s);")
     assert "would bring bob to 4" in error.message
@@ -93,9 +94,11 @@ def test_usages_show_bobs_use_and_limit_and_clusters_past_the_quota_fail(
     grow = models.ClusterUpdateParameters(scale_settings=manual(3))
     with pytest.raises(HttpResponseError) as resize:
         client.clusters.update(bob.rg, "quota", "low", grow)
-    assert resize.value.status_code == 409 and resize.value.error.code == "QuotaExceeded"
-    assert "user bob's low-priority GPU quota is 2" in resize.value.error.message
-    assert "would bring bob to 3" in resize.value.error.message
+    refused = resize.value.error
+    assert refused is not None and refused.message is not None, resize.value
+    assert resize.value.status_code == 409 and refused.code == "QuotaExceeded"
+    assert "user bob's low-priority GPU quota is 2" in refused.message
+    assert "would bring bob to 3" in refused.message
     assert client.clusters.get(bob.rg, "quota", "low").current_node_count == 1
 
 

@@ -50,7 +50,7 @@ def recipe_storage() -> Iterator[Path]:
 
 def recipe(name: str, cluster_id: str) -> dict[str, Any]:
     text = (RECIPES / f"{name}.job.json").read_text()
-    body = json.loads(text.replace("<AZURE_BATCHAI_STORAGE_ACCOUNT>", ACCOUNT))
+    body: dict[str, Any] = json.loads(text.replace("<AZURE_BATCHAI_STORAGE_ACCOUNT>", ACCOUNT))
     body["properties"]["cluster"] = {"id": cluster_id}
     return body
 

@@ -62,7 +62,8 @@ def sb(alice: Api, workspace: str, shared_file: Path) -> str:
 def wait_named(
     api: Api, ws: str, name: str, timeout: float = 120, experiment: str = "sbatch"
 ) -> dict[str, Any]:
-    return api.wait_job(ws, experiment, name, timeout=timeout)["properties"]
+    properties: dict[str, Any] = api.wait_job(ws, experiment, name, timeout=timeout)["properties"]
+    return properties
 
 
 def test_a_users_script_runs_as_with_sbatch_and_is_a_bai_job(

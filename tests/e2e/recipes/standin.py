@@ -8,31 +8,33 @@ import json
 import os
 import sys
 import time
+from typing import NoReturn
 
 
-def fail(message):
+def fail(message: str) -> NoReturn:
     print(f"stand-in check failed: {message}", file=sys.stderr)
     sys.exit(2)
 
 
-def check(condition, message):
+def check(condition: object, message: str) -> None:
     if not condition:
         fail(message)
 
 
-def env(name):
+def env(name: str) -> str:
     value = os.environ.get(name)
-    check(value, f"${name} is not set")
+    if not value:
+        fail(f"${name} is not set")
     return value
 
 
-def rank_and_world():
+def rank_and_world() -> tuple[int, int]:
     rank, world = int(env("SLURM_PROCID")), int(env("SLURM_NTASKS"))
     check(0 <= rank < world, f"rank {rank} is outside a world of {world}")
     return rank, world
 
 
-def writable(directory):
+def writable(directory: str) -> None:
     check(os.path.isdir(directory), f"{directory} does not exist")
     probe = os.path.join(directory, f".probe-{os.getpid()}")
     with open(probe, "w") as fh:
@@ -40,7 +42,7 @@ def writable(directory):
     os.unlink(probe)
 
 
-def hosts(expected):
+def hosts(expected: int) -> list[str]:
     """The MPI host file lists one `<address> slots=<gpus>` line per node."""
     path = env("AZ_BATCHAI_MPI_HOST_FILE")
     check(os.path.isfile(path), f"host file {path} is missing")
@@ -53,7 +55,7 @@ def hosts(expected):
     return [line.split()[0] for line in lines]
 
 
-def rendezvous(directory, rank, world, tag, timeout=60):
+def rendezvous(directory: str, rank: int, world: int, tag: str, timeout: float = 60) -> None:
     """Every rank checks in through shared storage and waits for the others."""
     writable(directory)
     with open(os.path.join(directory, f"{tag}-{rank}"), "w") as fh:
@@ -67,5 +69,5 @@ def rendezvous(directory, rank, world, tag, timeout=60):
     fail(f"only ranks {present} of {world} reached {directory}")
 
 
-def report(**facts):
+def report(**facts: object) -> None:
     print(json.dumps(facts, sort_keys=True), flush=True)
