@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
+import yaml  # type: ignore[import-untyped]
 
 from tests.cluster import DEV_NODES, cluster_healthy, run_playbook, sh
 

@@ -101,7 +101,7 @@ def job_uid(job: dict[str, Any]) -> str:
 
 
 def stdouterr(out: Path, job: dict[str, Any]) -> Path:
-    return out / job["properties"]["jobOutputDirectoryPathSegment"] / "stdouterr"
+    return out / str(job["properties"]["jobOutputDirectoryPathSegment"]) / "stdouterr"
 
 
 def as_user(user: str, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:

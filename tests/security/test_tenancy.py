@@ -105,9 +105,11 @@ def route_table() -> list[Route]:
     try:
         found = []
         for route in app.routes:
-            # FastAPI keeps an included router as one entry with its routes inside.
+            # FastAPI keeps an included router as one entry with its routes inside (private
+            # route contexts, hence Any).
             inner = getattr(route, "effective_route_contexts", None)
-            for r in inner() if inner else [route]:
+            entries: list[Any] = [*inner()] if inner else [route]
+            for r in entries:
                 if isinstance(getattr(r, "original_route", r), APIRoute):
                     found.append(Route(r.path, frozenset(r.methods)))
         return found
@@ -222,7 +224,7 @@ def test_a_job_cannot_target_a_cluster_its_user_may_not_use(
     bob = Api(service, service.token("bob"), rg=estate.rg)
     bob.workspace("bobs")
     bob.experiment("bobs", "e")
-    answers = []
+    answers: list[tuple[int, str]] = []
     for cluster in (estate.cluster_id, estate.cluster_id.replace(bob.sub, OTHER_SUB)):
         with pytest.raises(CloudError) as err:
             bob.job("bobs", "e", f"steal-{len(answers)}", spec(cluster, "id", estate.out))
