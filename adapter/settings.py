@@ -21,15 +21,13 @@ from pydantic_settings import (
 
 
 class SlurmSettings(BaseModel):
-    """How bai reaches Slurm."""
+    """How bai reaches Slurm: the commands on this host, and libslurm in this process."""
 
-    runner: Literal["local"] = "local"
     # How jobs are submitted and read: `libslurm` in-process (built against the installed
     # headers on first start; needs gcc and libslurm-dev), `commands` (sbatch, squeue), or
     # `auto`: libslurm where it can be built, else the commands (the log says which and why).
     client: Literal["auto", "libslurm", "commands"] = "auto"
     partitions_include: str = "/etc/slurm/adapter-partitions.conf"
-    command_timeout_seconds: float = 60.0
 
 
 class RemoteLoginSettings(BaseModel):
@@ -55,7 +53,7 @@ class ClusterSettings(BaseModel):
     lowpriority_max_time_minutes: int = 24 * 60
     reconcile_interval_seconds: float = 15.0
     autoscale_idle_seconds: float = 300.0
-    # The directory $AZ_BATCHAI_MOUNT_ROOT points at on every node.
+    # $AZ_BATCHAI_MOUNT_ROOT of setup tasks (a job's is its own, under its job temp).
     mount_root: str = "/mnt/batch/tasks/shared/LS_root/mounts"
     # A directory every node sees at the same path (shared storage on a site), where bai puts
     # per-job files such as 0600 secrets files owned by the job's user.
@@ -70,7 +68,7 @@ class StorageAccount(BaseModel):
     - `rclone`: a FUSE mount made by the job's user; `remote` is an rclone backend section
       (type and options), the share or container is the path on it.
     - `nfs` / `cifs`: kernel mounts made by the root Prolog: `<server>:<export>/<share>` or
-      `//<server>/<share>`, with `options`.
+      `//<server>/<export>/<share>`, with `options`.
     `adapter_path`, if set, is where the bai host sees the same files (for listOutputFiles).
 
     `users` and `groups` (Unix user and group names) say who may mount the account: a user
@@ -96,9 +94,10 @@ class StorageAccount(BaseModel):
 
 
 class ContainerSettings(BaseModel):
-    """How jobs with `containerSettings` run. `runtime = "host"` runs them on the node itself
-    (the image is not used; execution.log says so). Otherwise `command` is an argv prefix with
-    `{image}` in it, e.g. ["apptainer", "exec", "--nv", "docker://{image}"]."""
+    """How jobs with `containerSettings` run. `runtime = "none"` refuses them (400); `"host"`
+    runs them on the node itself (the image is not used; execution.log says so); `"template"`
+    prefixes every task with `command`, an argv with `{image}` in it, e.g. ["apptainer", "exec",
+    "--nv", "docker://{image}"]."""
 
     runtime: Literal["none", "host", "template"] = "none"
     command: list[str] = Field(default_factory=list)
@@ -112,9 +111,31 @@ class JobSettings(BaseModel):
 
     # Node-local parent of every job's temp directory: root's, 0755; the Prolog makes each one.
     job_root: str = "/mnt/batch/tasks/shared/LS_root/jobs"
-    # `srun --mpi=` for MPI toolkits (horovod, customMpi, cntk, chainer, caffe).
-    srun_mpi: str = "none"
-    # sbatch calls bai runs side by side when jobs arrive faster than one sbatch takes.
+    # `srun --mpi=` for MPI toolkits (horovod, customMpi, cntk, chainer, caffe): the plugin
+    # that gives their ranks one world (`srun --mpi=list` shows a site's).
+    srun_mpi: str = "pmix"
+    # The toolkits started with the site's mpirun instead (toolType words: custommpi, horovod,
+    # chainer, cntk, caffe), e.g. for images whose MPI was built without PMIx.
+    mpirun_toolkits: list[Literal["custommpi", "horovod", "chainer", "cntk", "caffe"]] = Field(
+        default_factory=list
+    )
+    # Their launcher, an argv template: {processes} and {per_node} are filled in. It runs in the
+    # job's batch shell and starts ranks on the job's nodes through Slurm (OpenMPI does).
+    mpirun: list[str] = Field(
+        default_factory=lambda: [
+            "mpirun",
+            "-np",
+            "{processes}",
+            "--map-by",
+            "ppr:{per_node}:node",
+            "--oversubscribe",
+        ]
+    )
+    # The interpreter of jobs that name no pythonInterpreterPath and no image; empty: python3,
+    # else python, from the node's PATH when the job runs.
+    python: str = ""
+    # Submissions (libslurm calls, or sbatch runs) bai makes side by side when jobs arrive
+    # faster than one takes.
     submitters: Annotated[int, Field(ge=1, le=32)] = 4
     # Operator-approved mount commands for unmanagedFileSystems (exact match).
     unmanaged_mounts: list[str] = Field(default_factory=list)
@@ -203,8 +224,8 @@ class Settings(BaseSettings):
     # The URL clients reach the service at (for Location headers and nextLink); by default taken
     # from each request.
     public_url: str | None = None
-    default_subscription: str = "00000000-0000-0000-0000-000000000000"
-    # Dev only: where `local` storage accounts keep their shares (BAI_DEV_STORAGE_ROOT).
+    # Dev only: a storage account not in `storage_accounts` is the `local` directory
+    # `<dev_storage_root>/<account>` (BAI_DEV_STORAGE_ROOT).
     dev_storage_root: Path | None = None
     # Azure-authored files name VM sizes; map them to node types (`STANDARD_NC6 = "t4x1"`).
     vm_size_aliases: dict[str, str] = Field(default_factory=dict)

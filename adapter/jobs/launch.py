@@ -1,8 +1,11 @@
 """How each Batch AI toolkit starts its processes on Slurm (pure; batchai.md 6-7).
 
 Ranks and hosts come from Slurm: tasks are `srun` steps, a task's index is `$SLURM_PROCID`.
-User command lines and arguments are shell text by Batch AI's definition: they run as the job's
-user, in bash, after bai's own values were exported quoted.
+MPI toolkits form one world: `srun --mpi=<plugin>` (PMIx by default) gives every rank its place,
+or the site's `mpirun`, for the toolkits the operator names, starts them (docs/jobs.md, "MPI").
+Processes are not bound to CPUs (Batch AI did not bind them): a node runs more tasks than it has
+CPUs when processCount asks for it. User command lines and arguments are shell text by Batch AI's
+definition: they run as the job's user, in bash, after bai's own values were exported quoted.
 """
 
 from __future__ import annotations
@@ -15,7 +18,26 @@ from typing import Any
 from adapter.scripts.shell import expand_path, quote
 
 STDOUT = '"$BAI_STDOUTERR/stdout.txt"'
+# Toolkits whose tasks write stdout-<task>.txt and stderr-<task>.txt (batchai.md 7).
+PER_TASK_OUTPUT = frozenset({"pytorch", "caffe2", "tensorflow"})
 STDERR = '"$BAI_STDOUTERR/stderr.txt"'
+
+
+# A job without an image and without pythonInterpreterPath runs this interpreter, found on the
+# node's own PATH when the task starts: Debian and RHEL nodes have python3, not always python.
+FIND_PYTHON = '"$(command -v python3 || command -v python || echo python3)"'
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """How this site starts a job's processes (settings.jobs), and the nodes' CPU count."""
+
+    srun_mpi: str = "pmix"
+    # argv template of the site's mpirun: {processes} and {per_node} are filled in.
+    mpirun: Sequence[str] = ()
+    mpirun_toolkits: frozenset[str] = frozenset()
+    python: str = ""  # '' : FIND_PYTHON
+    cpus: int = 0  # CPUs per node; 0 when unknown
 
 
 @dataclass(frozen=True)
@@ -27,15 +49,28 @@ class Launch:
 
 
 def python_command(
-    settings: Mapping[str, Any], args_key: str, variables: Mapping[str, str], field: str
+    settings: Mapping[str, Any],
+    args_key: str,
+    variables: Mapping[str, str],
+    field: str,
+    interpreter: str = "python",
 ) -> str:
-    """`<interpreter> <script> <args>`: bai expands the script path, the args stay shell."""
+    """`<interpreter> <script> <args>`: bai expands the script path, the args stay shell.
+    `interpreter` (shell text) is used when the job names none."""
     script = expand_path(
         settings["pythonScriptFilePath"], variables, field=f"{field}.pythonScriptFilePath"
     )
-    interpreter = settings.get("pythonInterpreterPath") or "python"
+    named = settings.get("pythonInterpreterPath")
     args = settings.get(args_key) or ""
-    return f"{quote(interpreter)} {quote(script)} {args}".rstrip()
+    return f"{quote(named) if named else interpreter} {quote(script)} {args}".rstrip()
+
+
+def default_python(runtime: Runtime, image: bool) -> str:
+    """The interpreter of a job that names none: an image's own `python` (as Batch AI ran it),
+    else the operator's `jobs.python`, else python3 or python from the node's PATH."""
+    if image:
+        return "python"
+    return quote(runtime.python) if runtime.python else FIND_PYTHON
 
 
 def _container(prefix: bool) -> str:
@@ -52,15 +87,39 @@ def _srun(
     mpi: str | None = None,
     per_node: int | None = None,
     container: bool = False,
+    cpus: int = 0,
 ) -> str:
     per = per_node or math.ceil(tasks / nodes)
     used = min(nodes, math.ceil(tasks / per))
     mpi_opt = f" --mpi={quote(mpi)}" if mpi else ""
+    # More tasks on a node than it has CPUs: Slurm refuses the step unless told to share them.
+    over = " --overcommit" if cpus and per > cpus else ""
     return (
         f"bai_run srun --overlap --nodes={used} --ntasks={tasks} --ntasks-per-node={per}"
-        f"{mpi_opt} --open-mode=append --output={output} --error={error} "
+        f"{mpi_opt}{over} --open-mode=append --output={output} --error={error} "
         f"{_container(container)}bash -c {quote(command)}"
     )
+
+
+def _mpi(tool: str, tasks: int, nodes: int, command: str, runtime: Runtime, container: bool) -> str:
+    """One MPI world of `tasks` ranks, stdout.txt and stderr.txt: srun with the site's MPI
+    plugin, or the site's mpirun for the toolkits it is configured for. mpirun starts its
+    daemons through Slurm within the job and gathers the ranks' output on the batch shell's,
+    which is already stdout.txt and stderr.txt."""
+    if tool not in runtime.mpirun_toolkits:
+        return _srun(
+            tasks,
+            nodes,
+            STDOUT,
+            STDERR,
+            command,
+            mpi=runtime.srun_mpi,
+            container=container,
+            cpus=runtime.cpus,
+        )
+    fill = {"processes": str(tasks), "per_node": str(math.ceil(tasks / nodes))}
+    argv = " ".join(quote(word.format(**fill)) for word in runtime.mpirun)
+    return f"bai_run {argv} {_container(container)}bash -c {quote(command)}"
 
 
 def launch_for(
@@ -70,28 +129,29 @@ def launch_for(
     nodes: int,
     gpus: int,
     variables: Mapping[str, str],
-    mpi: str,
+    runtime: Runtime,
     container: bool,
+    image: bool,
     field: str,
 ) -> Launch:
-    """The launch of one toolkit."""
+    """The launch of one toolkit. `container`: its processes start under the site's container
+    command; `image`: the job names an image (its processes find the image's python)."""
     c = container
+    py = default_python(runtime, image)
     if tool == "custom":
         command = settings.get("commandLine") or "true"
         return Launch([f"bai_run {_container(c)}bash -c {quote(command)}"])
     if tool == "custommpi":
         procs = settings.get("processCount") or nodes
-        return Launch(
-            [_srun(procs, nodes, STDOUT, STDERR, settings["commandLine"], mpi=mpi, container=c)]
-        )
+        return Launch([_mpi(tool, procs, nodes, settings["commandLine"], runtime, c)])
     if tool in {"horovod", "chainer"}:
         procs = settings.get("processCount") or nodes
-        command = "exec " + python_command(settings, "commandLineArgs", variables, field)
-        return Launch([_srun(procs, nodes, STDOUT, STDERR, command, mpi=mpi, container=c)])
+        command = "exec " + python_command(settings, "commandLineArgs", variables, field, py)
+        return Launch([_mpi(tool, procs, nodes, command, runtime, c)])
     if tool == "cntk":
         procs = settings.get("processCount") or nodes
         if settings.get("pythonScriptFilePath"):
-            command = "exec " + python_command(settings, "commandLineArgs", variables, field)
+            command = "exec " + python_command(settings, "commandLineArgs", variables, field, py)
         else:
             config = expand_path(
                 settings["configFilePath"], variables, field=f"{field}.configFilePath"
@@ -99,11 +159,11 @@ def launch_for(
             command = (
                 f"exec cntk configFile={quote(config)} {settings.get('commandLineArgs') or ''}"
             )
-        return Launch([_srun(procs, nodes, STDOUT, STDERR, command.rstrip(), mpi=mpi, container=c)])
+        return Launch([_mpi(tool, procs, nodes, command.rstrip(), runtime, c)])
     if tool == "caffe":
         procs = settings.get("processCount") or 1
         if settings.get("pythonScriptFilePath"):
-            command = "exec " + python_command(settings, "commandLineArgs", variables, field)
+            command = "exec " + python_command(settings, "commandLineArgs", variables, field, py)
         else:
             config = expand_path(
                 settings["configFilePath"], variables, field=f"{field}.configFilePath"
@@ -112,12 +172,12 @@ def launch_for(
             command = f"exec caffe train --solver={quote(config)} {args}".rstrip()
         if procs == 1:
             return Launch([f"bai_run {_container(c)}bash -c {quote(command)}"])
-        return Launch([_srun(procs, nodes, STDOUT, STDERR, command, mpi=mpi, container=c)])
+        return Launch([_mpi(tool, procs, nodes, command, runtime, c)])
     if tool in {"pytorch", "caffe2"}:
         procs = nodes if tool == "caffe2" else (settings.get("processCount") or nodes)
         per_node = 1 if tool == "caffe2" else None
         command = "export AZ_BATCHAI_TASK_INDEX=$SLURM_PROCID; exec " + python_command(
-            settings, "commandLineArgs", variables, field
+            settings, "commandLineArgs", variables, field, py
         )
         env: list[tuple[str, str]] = []
         if tool == "pytorch":
@@ -137,12 +197,19 @@ def launch_for(
             command,
             per_node=per_node,
             container=c,
+            cpus=runtime.cpus,
         )
         # A rerun after a requeue needs a fresh file for torch's file:// rendezvous.
         return Launch(['rm -f "$AZ_BATCHAI_SHARED_JOB_TEMP/pytorch_init"', line], env)
     if tool == "tensorflow":
         return _tensorflow(
-            settings, nodes=nodes, gpus=gpus, variables=variables, container=c, field=field
+            settings,
+            nodes=nodes,
+            gpus=gpus,
+            variables=variables,
+            container=c,
+            python=py,
+            field=field,
         )
     raise ValueError(f"unknown toolkit {tool}")
 
@@ -154,6 +221,7 @@ def _tensorflow(
     gpus: int,
     variables: Mapping[str, str],
     container: bool,
+    python: str,
     field: str,
 ) -> Launch:
     """Parameter servers and workers as separate steps, placed and ported as Batch AI did:
@@ -162,11 +230,10 @@ def _tensorflow(
     ps = settings.get("parameterServerCount")
     if ps is None:
         ps = 1 if (nodes > 1 or workers > 1) else 0
-    base = python_command(settings, "masterCommandLineArgs", variables, field)
     roles = {
-        "master": base,
-        "worker": python_command(settings, "workerCommandLineArgs", variables, field),
-        "ps": python_command(settings, "parameterServerCommandLineArgs", variables, field),
+        "master": python_command(settings, "masterCommandLineArgs", variables, field, python),
+        "worker": python_command(settings, "workerCommandLineArgs", variables, field, python),
+        "ps": python_command(settings, "parameterServerCommandLineArgs", variables, field, python),
     }
     c = _container(container)
     lines = [

@@ -52,13 +52,16 @@ class JobLayout:
         return f"{self.job_temp}/hostfile"
 
     def variables(self) -> dict[str, str]:
-        """The path variables a job.json may name in its paths."""
+        """The path variables a job.json may name in its paths: the roots, and once they are
+        laid out the input and output directories (script and config paths name them)."""
         return {
             "AZ_BATCHAI_MOUNT_ROOT": self.mount_root,
             "AZ_BATCHAI_JOB_MOUNT_ROOT": self.job_mount_root,
             "AZ_BATCHAI_JOB_TEMP": self.job_temp,
             "AZ_BATCHAI_JOB_TEMP_DIR": self.job_temp_dir,
             "AZ_BATCHAI_SHARED_JOB_TEMP": self.shared_temp,
+            **{f"AZ_BATCHAI_INPUT_{k}": v for k, v in self.inputs.items()},
+            **{f"AZ_BATCHAI_OUTPUT_{k}": v for k, v in self.outputs.items()},
         }
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from adapter.backends.base import SlurmJob
 
 MESSAGES = {
-    "JobFailed": "Job failed with non-zero exit code",
+    "JobFailed": "Job failed with non-zero exit code{why}",
     "JobPreparationFailed": "Job preparation failed with exit code {exit}; see "
     "stdout-job_prep.txt and stderr-job_prep.txt",
     "VolumeMountFailed": "A volume could not be mounted: {detail}",
@@ -217,9 +217,11 @@ def decide(
     cap: str,
     limit: str,
     mount_error: str = "",
+    stderr: str = "",
 ) -> Outcome | None:
     """The outcome of a job that Slurm finished or forgot; None while it is not over.
 
+    `stderr` names the file(s) a failed job's processes wrote their errors to, for its message.
     `events` come from parse_execution_log and `mount_error` is the job's mount-error file:
     both are user-written, so only the script's own error codes count and the text is cleaned
     and capped before it goes into a message.
@@ -246,9 +248,7 @@ def decide(
         if code and code != "JobFailed":
             return Outcome("failed", exit_code, [error(code, exit=exit_code, cap=cap, limit=limit)])
         if exit_code != 0 and not terminated and state not in KILLED_BY_SLURM:
-            return Outcome(
-                "failed", exit_code, [error("JobFailed", details=[("exitCode", str(exit_code))])]
-            )
+            return Outcome("failed", exit_code, [_failed(exit_code, stderr)])
     last_exit: int | None = _exit_of(end) if end is not None else slurm_exit
     if terminated:
         return Outcome("failed", last_exit, [error("JobTerminated")])
@@ -266,6 +266,11 @@ def decide(
     if state == "COMPLETED":
         return Outcome("succeeded", 0)
     code_value = last_exit if last_exit is not None else -1
-    return Outcome(
-        "failed", code_value, [error("JobFailed", details=[("exitCode", str(code_value))])]
-    )
+    return Outcome("failed", code_value, [_failed(code_value, stderr)])
+
+
+def _failed(exit_code: int, stderr: str) -> dict[str, Any]:
+    """JobFailed, pointing at the job's stderr when it has one bai knows."""
+    details = [("exitCode", str(exit_code))] + ([("stderr", stderr)] if stderr else [])
+    why = f" {exit_code}; see {stderr} for why" if stderr else f" {exit_code}"
+    return error("JobFailed", details=details, why=why)

@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from adapter.backends.slurm_options import SlurmOptions
 from adapter.jobs.launch import Launch
 from adapter.jobs.layout import JobLayout
-from adapter.scripts.shell import directive, export, quote
+from adapter.scripts.shell import export, quote
 
 NICE = {"high": 0, "normal": 1000, "low": 2000}
 HELPER = "/usr/local/libexec/bai/bai-node-helper"
@@ -45,7 +46,6 @@ class JobScript:
     container_prefix: Sequence[str] = ()
     image_not_used: str | None = None  # the image named by a job run on the host runtime
     host_path: Sequence[str] = field(default_factory=tuple)
-    srun_mpi: str = "none"
     user_volumes: bool = False  # local or rclone volumes, which `teardown` undoes at the end
     # The group that may read the job's stdouterr and outputs (of a shared workspace), else only
     # the job's user may.
@@ -95,26 +95,36 @@ def render_job_script(job: JobScript) -> str:
     return "\n".join(out)
 
 
-def _directives(job: JobScript) -> list[str]:
-    lines = [
-        directive("--job-name", job.name),
-        directive("--partition", job.partition),
-        directive("--nodes", job.nodes),
-        directive("--exclusive"),
-        directive("--time", job.time_limit_minutes),
-        directive("--nice", NICE[job.priority]),
-        directive("--comment", f"bai:{job.uid}"),
-        directive("--chdir", job.layout.spool),
-        directive("--output", f"{job.layout.spool}/slurm.out"),
-        directive("--requeue"),
-    ]
-    if job.gpus_per_node and job.gpu_type:
-        lines.insert(4, directive("--gres", f"gpu:{job.gpu_type}:{job.gpus_per_node}"))
-    if job.low_priority:
+def render_job(job: JobScript) -> tuple[SlurmOptions, str]:
+    """The job as a backend submits it: its Slurm options, and the script that carries them as
+    its `#SBATCH` lines (what sbatch reads, and what the job's record shows)."""
+    return slurm_options(job), render_job_script(job)
+
+
+def slurm_options(job: JobScript) -> SlurmOptions:
+    """The job's Slurm options as data; in-process submission takes them as they are."""
+    gres = f"gpu:{job.gpu_type}:{job.gpus_per_node}" if job.gpus_per_node and job.gpu_type else None
+    return SlurmOptions(
+        job_name=job.name,
+        partition=job.partition,
+        nodes=job.nodes,
+        exclusive=True,
+        gres=gres,
+        time_minutes=job.time_limit_minutes,
+        nice=NICE[job.priority],
+        comment=f"bai:{job.uid}",
+        chdir=job.layout.spool,
+        output=f"{job.layout.spool}/slurm.out",
+        requeue=True,
         # The batch shell gets USR1 when the job is preempted (preempt_send_user_signal) or
         # this long before the time limit; it logs the notice and keeps going.
-        lines.append(directive("--signal", f"B:USR1@{job.grace_seconds}"))
-    return lines
+        signal="USR1" if job.low_priority else None,
+        signal_seconds=job.grace_seconds if job.low_priority else 60,
+    )
+
+
+def _directives(job: JobScript) -> list[str]:
+    return slurm_options(job).directives()
 
 
 def _batchai_environment(job: JobScript) -> list[tuple[str, str]]:

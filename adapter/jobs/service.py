@@ -19,10 +19,11 @@ import structlog
 from adapter import boundary
 from adapter.auth import Principal
 from adapter.backends.base import SlurmBackend, SlurmJob
+from adapter.backends.slurm_options import SlurmOptions
 from adapter.clusters.inventory import NodeType
 from adapter.clusters.service import ClusterKey, ClusterService
 from adapter.errors import BackendError, Conflict, InvalidRequest, NotFound
-from adapter.jobs.launch import launch_for
+from adapter.jobs.launch import PER_TASK_OUTPUT, Runtime, launch_for
 from adapter.jobs.layout import build_layout, job_segment
 from adapter.jobs.outcome import (
     ExecutionLogInvalid,
@@ -32,7 +33,7 @@ from adapter.jobs.outcome import (
     invalid_log_outcome,
     parse_execution_log,
 )
-from adapter.jobs.script import JobScript, render_job_script
+from adapter.jobs.script import JobScript, render_job
 from adapter.jobs.spool import LOG_CAP, NOTE_CAP, JobSpool, volumes_of
 from adapter.jobs.volumes import ROOT_KINDS, resolve_volumes
 from adapter.metrics.events import MetricEvents
@@ -85,6 +86,15 @@ def host_of(snap: Snapshot, node: str) -> str:
     node's name on most sites, and one host's for every node of the dev cluster)."""
     found = snap.nodes.get(node)
     return (found.hostname if found and found.hostname else node).split(".", 1)[0]
+
+
+def stderr_of(job: Job) -> str:
+    """Where a job.json job's processes wrote their standard error ('' for `bai sbatch` jobs,
+    whose files are the user's own choice): stderr.txt, or one per task."""
+    if job.info.get("kind") == "sbatch":
+        return ""
+    per_task = job.info["toolType"] in PER_TASK_OUTPUT
+    return f"{job.info['layout']['stdouterr']}/{'stderr-*.txt' if per_task else 'stderr.txt'}"
 
 
 def marker(comment: str) -> str:
@@ -332,8 +342,14 @@ class JobService:
             nodes=props.node_count,
             gpus=gpus,
             variables=layout.variables(),
-            mpi=cfg.jobs.srun_mpi,
+            runtime=Runtime(
+                mpirun=cfg.jobs.mpirun,
+                mpirun_toolkits=frozenset(cfg.jobs.mpirun_toolkits),
+                python=cfg.jobs.python,
+                cpus=node_type.cpus if node_type else 0,
+            ),
             container=bool(image and cfg.containers.runtime == "template"),
+            image=bool(image),
             field=f"properties.{toolkit_key}",
         )
         prefix = (
@@ -341,7 +357,7 @@ class JobService:
             if (image and cfg.containers.runtime == "template")
             else []
         )
-        script = render_job_script(
+        options, script = render_job(
             JobScript(
                 title=str(key),
                 uid=uid,
@@ -367,7 +383,6 @@ class JobService:
                 container_prefix=prefix,
                 image_not_used=image if cfg.containers.runtime == "host" else None,
                 host_path=cfg.containers.host_path,
-                srun_mpi=cfg.jobs.srun_mpi,
                 share_group=self._share_group(key, principal.user),
                 user_volumes=any(v.kind not in ROOT_KINDS for v in volumes),
             )
@@ -399,6 +414,7 @@ class JobService:
                 "capSeconds": int(cap.total_seconds()),
                 "labels": job_labels(cluster),
                 "volumes": [v.__dict__ | {"remote": dict(v.remote or {})} for v in volumes],
+                "slurm": options.to_json(),  # what submits it, after a restart too
             },
             created=t,
             provisioning_state="succeeded",
@@ -442,7 +458,7 @@ class JobService:
             log.warning("job spool refused", job=job.name, uid=job.uid, reason=str(exc))
             self._finalize(job, "failed", None, [error("SpoolInvalid", detail=str(exc))])
             return
-        slurm_id = await self.backend.submit(job.script, user=job.owner)
+        slurm_id = await self._submit(job)
         self._submitted[job.uid] = now()
         if self.settings.jobs.crash_point == "after_submit":
             os._exit(3)
@@ -453,6 +469,15 @@ class JobService:
         log.info("job submitted", job=job.name, uid=job.uid, slurm_id=slurm_id)
         if terminate:
             await self.backend.cancel(slurm_id)
+
+    async def _submit(self, job: Job) -> int:
+        """Submit the job's record: its options, kept as data for in-process submission, and
+        its script, whose #SBATCH lines are those options."""
+        recorded = job.info.get("slurm")
+        if recorded is None:  # recorded before bai kept a job's options: its script has them
+            return await self.backend.submit(job.script, user=job.owner)
+        options = SlurmOptions.from_json(recorded)
+        return await self.backend.submit_job(options, job.script, user=job.owner)
 
     async def adopt(self, job: Job, slurm_id: int) -> None:
         """Slurm has the job under this id: record it, and name a `bai sbatch` job after it
@@ -785,6 +810,7 @@ class JobService:
             cap=human(timedelta(seconds=job.info["capSeconds"])),
             limit=human(timedelta(seconds=job.info["limitSeconds"] or 0)),
             mount_error=mount_error,
+            stderr=stderr_of(job),
         )
 
     async def _end(self, job: Job, slurm: SlurmJob | None, outcome: Outcome) -> None:

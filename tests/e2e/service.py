@@ -33,6 +33,8 @@ TEST_ENV = {
     "BAI_SLURM__CLIENT": "libslurm",
     # The suite's admin tokens are root's (the dev service allows no system account).
     "BAI_AUTH__ALLOW_SYSTEM_USERS": '["root"]',
+    # MPI toolkits start under srun's PMIx plugin, chainer's under mpirun (tests/e2e/test_mpi.py).
+    "BAI_JOBS__MPIRUN_TOOLKITS": '["chainer"]',
 }
 
 

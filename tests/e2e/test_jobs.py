@@ -91,6 +91,8 @@ def test_a_failing_job_reports_exit_code_error_and_its_output(
     assert done["executionState"] == "failed"
     info = done["executionInfo"]
     assert info["exitCode"] == 3 and [e["code"] for e in info["errors"]] == ["JobFailed"]
+    # The message names the file that says why.
+    assert info["errors"][0]["message"].endswith("/stdouterr/stderr.txt for why")
     assert info["startTime"] and info["endTime"] and info["preemptionCount"] == 0
     segment = done["jobOutputDirectoryPathSegment"]
     assert segment.endswith(f"/experiments/exp/jobs/fails/{segment.rsplit('/', 1)[1]}")

@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
-from adapter.jobs.launch import Launch, launch_for
+from adapter.jobs.launch import Launch, Runtime, launch_for
 from adapter.jobs.layout import JobLayout, build_layout, job_segment
 from adapter.jobs.script import JobScript, render_job_script
+from adapter.settings import Settings
 
 GOLDEN = Path(__file__).parent / "golden"
 REGEN = "BAI_REGEN_GOLDEN"
@@ -26,6 +27,8 @@ UID = "0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
 JOB_ROOT = "/mnt/batch/tasks/shared/LS_root/jobs"
 SPOOL_ROOT = "/var/lib/bai/spool"
 ADDRESSES = {"gpu-a100-1": "10.0.0.1", "gpu-a100-2": "10.0.0.2"}
+# The defaults of settings.jobs, on nodes of 8 CPUs.
+RUNTIME = Runtime(mpirun=Settings().jobs.mpirun, cpus=8)
 
 
 def layout(
@@ -44,7 +47,14 @@ def layout(
 
 
 def launch(
-    tool: str, settings: dict[str, Any], lay: JobLayout, *, nodes: int, gpus: int, mpi: str = "none"
+    tool: str,
+    settings: dict[str, Any],
+    lay: JobLayout,
+    *,
+    nodes: int,
+    gpus: int,
+    runtime: Runtime = RUNTIME,
+    image: bool = False,
 ) -> Launch:
     return launch_for(
         tool,
@@ -52,8 +62,9 @@ def launch(
         nodes=nodes,
         gpus=gpus,
         variables=lay.variables(),
-        mpi=mpi,
+        runtime=runtime,
         container=False,
+        image=image,
         field="properties.toolkitSettings",
     )
 
@@ -148,10 +159,9 @@ def horovod() -> JobScript:
     }
     return base(
         lay,
-        launch("horovod", settings, lay, nodes=2, gpus=2, mpi="pmix"),
+        launch("horovod", settings, lay, nodes=2, gpus=2),
         nodes=2,
         node_addresses=ADDRESSES,
-        srun_mpi="pmix",
     )
 
 
@@ -163,10 +173,43 @@ def custom_mpi() -> JobScript:
     }
     return base(
         lay,
-        launch("custommpi", settings, lay, nodes=2, gpus=2, mpi="pmix"),
+        launch("custommpi", settings, lay, nodes=2, gpus=2),
         nodes=2,
         node_addresses=ADDRESSES,
-        srun_mpi="pmix",
+    )
+
+
+def chainer_mpirun_inputs() -> JobScript:
+    """Chainer through the site's mpirun, with more ranks per node than CPUs, and its script
+    named by an input directory's variable."""
+    lay = layout(inputs=[{"id": "SCRIPTS", "path": "$AZ_BATCHAI_JOB_MOUNT_ROOT/code"}])
+    settings = {
+        "pythonScriptFilePath": "$AZ_BATCHAI_INPUT_SCRIPTS/train_mnist.py",
+        "commandLineArgs": "--communicator naive",
+        "processCount": 6,
+    }
+    runtime = replace(RUNTIME, mpirun_toolkits=frozenset({"chainer"}), cpus=2)
+    return base(
+        lay,
+        launch("chainer", settings, lay, nodes=2, gpus=2, runtime=runtime),
+        nodes=2,
+        node_addresses=ADDRESSES,
+    )
+
+
+def horovod_overcommit_python() -> JobScript:
+    """srun with more tasks per node than CPUs, and an operator's interpreter."""
+    lay = layout()
+    settings = {
+        "pythonScriptFilePath": "$AZ_BATCHAI_JOB_MOUNT_ROOT/hvd/train.py",
+        "processCount": 6,
+    }
+    runtime = replace(RUNTIME, cpus=2, python="/opt/conda/bin/python")
+    return base(
+        lay,
+        launch("horovod", settings, lay, nodes=2, gpus=2, runtime=runtime),
+        nodes=2,
+        node_addresses=ADDRESSES,
     )
 
 
@@ -224,6 +267,8 @@ CASES: dict[str, Callable[[], JobScript]] = {
     "tensorflow_single": tensorflow_single,
     "horovod": horovod,
     "custom_mpi": custom_mpi,
+    "chainer_mpirun_inputs": chainer_mpirun_inputs,
+    "horovod_overcommit_python": horovod_overcommit_python,
     "caffe2": caffe2,
     "cntk_brainscript": cntk_brainscript,
     "low_priority_capped": low_priority_capped,

@@ -603,3 +603,39 @@ def test_invalid_log_outcome_cleans_its_detail() -> None:
     outcome = invalid_log_outcome(None, "bad\nline\x00" + "x" * 5000)
     message = outcome.errors[0]["message"]
     assert "(bad line x" in message and message.isprintable() and len(message) < 700
+
+
+def test_a_failed_job_names_the_file_that_says_why() -> None:
+    """A job's own failure points at its stderr, from the script's end record or from Slurm's
+    exit status alone; without a known file the message is Batch AI's."""
+    where = "/mnt/afs/sub/rg/jobs/job1/u/stdouterr/stderr.txt"
+    for slurm_job, events in (
+        (slurm("FAILED", 2), [START, end(2, "JobFailed")]),
+        (slurm("FAILED", 2), [START]),
+    ):
+        outcome = decide(
+            slurm_job,
+            events,
+            terminated=False,
+            cluster_gone=False,
+            capped=False,
+            cap="24h",
+            limit="7d",
+            stderr=where,
+        )
+        assert outcome is not None and outcome.errors is not None
+        [err] = outcome.errors
+        assert err["code"] == "JobFailed"
+        assert err["message"] == f"Job failed with non-zero exit code 2; see {where} for why"
+        assert {"name": "stderr", "value": where} in err["details"]
+    plain = decide(
+        slurm("FAILED", 2),
+        [START, end(2, "JobFailed")],
+        terminated=False,
+        cluster_gone=False,
+        capped=False,
+        cap="24h",
+        limit="7d",
+    )
+    assert plain is not None and plain.errors is not None
+    assert plain.errors[0]["message"] == "Job failed with non-zero exit code 2"

@@ -17,7 +17,7 @@ import pytest
 from adapter.backends.base import SlurmBackend
 from adapter.clusters.service import ClusterService
 from adapter.errors import InvalidRequest
-from adapter.jobs.launch import launch_for
+from adapter.jobs.launch import Runtime, launch_for
 from adapter.jobs.script import render_job_script
 from adapter.jobs.service import JobService
 from adapter.metrics.events import MetricEvents
@@ -279,8 +279,9 @@ def test_script_path_reaches_the_interpreter_as_one_argument(
         nodes=1,
         gpus=0,
         variables=VARIABLES,
-        mpi="none",
+        runtime=Runtime(srun_mpi="none"),
         container=False,
+        image=False,
         field="properties.caffeSettings",
     )
     probe = 'bai_run() { "$@"; }\n' + "\n".join(launch.lines) + "\n"

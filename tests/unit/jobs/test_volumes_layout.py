@@ -460,7 +460,28 @@ def test_build_layout_paths() -> None:
         "AZ_BATCHAI_JOB_TEMP": jt,
         "AZ_BATCHAI_JOB_TEMP_DIR": "/jr",
         "AZ_BATCHAI_SHARED_JOB_TEMP": f"/spool/jobs/{UID}/shared",
+        # Script and config paths may name the job's inputs and outputs (as Batch AI's did).
+        "AZ_BATCHAI_INPUT_DATA": f"{jt}/mounts/data",
+        "AZ_BATCHAI_INPUT_SCRATCH": f"{jt}/scratch",
+        "AZ_BATCHAI_OUTPUT_MODEL": f"{jt}/mounts/out/{SEGMENT}/outputs/m/v1",
+        "AZ_BATCHAI_OUTPUT_LOGS": f"/shared/logs/{SEGMENT}/outputs",
+        "AZ_BATCHAI_OUTPUT_EMPTY": f"{jt}/cluster-mounts/o/{SEGMENT}/outputs",
     }
+
+
+def test_an_output_prefix_cannot_name_an_input() -> None:
+    """Inputs and outputs are laid out from the roots alone: one cannot name another."""
+    with pytest.raises(InvalidRequest, match=r"AZ_BATCHAI_INPUT_DATA.*does not know"):
+        build_layout(
+            segment=SEGMENT,
+            uid=UID,
+            job_root="/jr",
+            spool_root="/spool",
+            cluster_mount_root=f"/jr/{UID}/cluster-mounts",
+            std_out_err_prefix="$AZ_BATCHAI_MOUNT_ROOT/afs",
+            outputs=[{"id": "M", "pathPrefix": "$AZ_BATCHAI_INPUT_DATA"}],
+            inputs=[{"id": "DATA", "path": "$AZ_BATCHAI_JOB_MOUNT_ROOT/data"}],
+        )
 
 
 def test_absolute_std_out_err_prefix() -> None:

@@ -102,5 +102,5 @@ cd "$AZ_BATCHAI_JOB_TEMP" || exit 1
 for node in "${BAI_NODES[@]}"; do echo "$(bai_addr "$node") slots=$BAI_GPUS"; done >"$AZ_BATCHAI_MPI_HOST_FILE"
 
 # -- launch
-bai_run srun --overlap --nodes=2 --ntasks=4 --ntasks-per-node=2 --mpi=pmix --open-mode=append --output="$BAI_STDOUTERR/stdout.txt" --error="$BAI_STDOUTERR/stderr.txt" bash -c 'exec python /mnt/batch/tasks/shared/LS_root/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/mounts/hvd/train.py --batch-size 64'
+bai_run srun --overlap --nodes=2 --ntasks=4 --ntasks-per-node=2 --mpi=pmix --open-mode=append --output="$BAI_STDOUTERR/stdout.txt" --error="$BAI_STDOUTERR/stderr.txt" bash -c 'exec "$(command -v python3 || command -v python || echo python3)" /mnt/batch/tasks/shared/LS_root/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/mounts/hvd/train.py --batch-size 64'
 bai_finish $?

@@ -105,5 +105,5 @@ for node in "${BAI_NODES[@]}"; do echo "$(bai_addr "$node") slots=$BAI_GPUS"; do
 
 # -- launch
 rm -f "$AZ_BATCHAI_SHARED_JOB_TEMP/pytorch_init"
-bai_run srun --overlap --nodes=2 --ntasks=2 --ntasks-per-node=1 --open-mode=append --output="$BAI_STDOUTERR/stdout-%t.txt" --error="$BAI_STDOUTERR/stderr-%t.txt" bash -c 'export AZ_BATCHAI_TASK_INDEX=$SLURM_PROCID; exec python /mnt/batch/tasks/shared/LS_root/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/mounts/scripts/mnist.py --epochs 3 --dist-url $AZ_BATCHAI_PYTORCH_INIT_METHOD'
+bai_run srun --overlap --nodes=2 --ntasks=2 --ntasks-per-node=1 --open-mode=append --output="$BAI_STDOUTERR/stdout-%t.txt" --error="$BAI_STDOUTERR/stderr-%t.txt" bash -c 'export AZ_BATCHAI_TASK_INDEX=$SLURM_PROCID; exec "$(command -v python3 || command -v python || echo python3)" /mnt/batch/tasks/shared/LS_root/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/mounts/scripts/mnist.py --epochs 3 --dist-url $AZ_BATCHAI_PYTORCH_INIT_METHOD'
 bai_finish $?

@@ -132,9 +132,9 @@ bai_tf_task() {  # role index node output-name command
 }
 ps_count=1; wk_count=2
 ps_pids=()
-cmd_ps='exec python /mnt/batch/tasks/shared/LS_root/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/mounts/tf/mnist_replica.py --job_name=ps --task_index=$AZ_BATCHAI_TASK_INDEX'
-cmd_master='exec python /mnt/batch/tasks/shared/LS_root/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/mounts/tf/mnist_replica.py --job_name=worker --task_index=0'
-cmd_worker='exec python /mnt/batch/tasks/shared/LS_root/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/mounts/tf/mnist_replica.py --job_name=worker --task_index=$AZ_BATCHAI_TASK_INDEX'
+cmd_ps='exec "$(command -v python3 || command -v python || echo python3)" /mnt/batch/tasks/shared/LS_root/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/mounts/tf/mnist_replica.py --job_name=ps --task_index=$AZ_BATCHAI_TASK_INDEX'
+cmd_master='exec "$(command -v python3 || command -v python || echo python3)" /mnt/batch/tasks/shared/LS_root/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/mounts/tf/mnist_replica.py --job_name=worker --task_index=0'
+cmd_worker='exec "$(command -v python3 || command -v python || echo python3)" /mnt/batch/tasks/shared/LS_root/jobs/0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/mounts/tf/mnist_replica.py --job_name=worker --task_index=$AZ_BATCHAI_TASK_INDEX'
 for ((i = 0; i < ps_count; i++)); do
   bai_tf_task ps "$i" "${ps_nodes[i]}" "ps-$i" "$cmd_ps" & ps_pids+=($!)
 done
