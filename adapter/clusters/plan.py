@@ -2,7 +2,7 @@
 
 `plan_cluster` is the whole of cluster semantics: scaling (manual and auto), node choice for
 dedicated and low-priority clusters, node setup, deallocation options and deletion. The
-reconciler calls it every interval and the API calls it after a write; `ClusterExecutor` carries
+reconciler calls it every interval and the API calls it after a write; `ClusterService` carries
 the plan out. Nothing here does I/O or reads the clock.
 """
 
@@ -32,7 +32,6 @@ class ClusterPlan:
 
     nodes: dict[str, ClusterNode]
     partition: PartitionSpec
-    reserve: list[str] = field(default_factory=list)  # nodes to reserve, then set up
     release: list[str] = field(default_factory=list)  # nodes whose setup reservation goes
     drain: list[tuple[str, str]] = field(default_factory=list)
     resume: list[str] = field(default_factory=list)
@@ -291,8 +290,6 @@ def _grow(
             since=world.now,
             idle_since=None if setup else world.now,
         )
-        if setup:
-            plan.reserve.append(name)
 
 
 def _shrink(

@@ -104,7 +104,6 @@ class JobSpool:
         layout = job.info["layout"]
         spool = self.spool_of(job)
         return {
-            "uid": job.uid,
             "spool": spool,
             "job_temp": layout["job_temp"],
             "mount_roots": [layout["job_mount_root"], layout["mount_root"]],

@@ -18,7 +18,7 @@ def test_dedicated_takes_free_nodes_and_prefers_ones_no_low_cluster_uses() -> No
     assert sorted(plan.nodes) == ["n2", "n3"]
     assert plan.partition.nodes == ("n2", "n3")
     assert (plan.partition.priority_tier, plan.partition.preempt_mode) == (10, "OFF")
-    assert plan.partition.max_time_minutes is None and plan.reserve == []
+    assert plan.partition.max_time_minutes is None
     assert all(r.state == "ready" for r in plan.nodes.values())
 
 
@@ -46,8 +46,8 @@ def test_low_priority_prefers_nodes_no_dedicated_cluster_owns_and_is_capped_at_2
 def test_joining_nodes_are_reserved_and_set_up_then_ready_or_drained() -> None:
     c = cluster(scale=manual(2), setup=True)
     plan = plan_cluster(c, world(NODES), CFG)
-    assert plan.reserve == ["n1", "n2"]
-    assert {r.state for r in plan.nodes.values()} == {"preparing"}
+    # Preparing with no setup job yet: the service reserves such a node, then submits its job.
+    assert {(r.state, r.setup_job) for r in plan.nodes.values()} == {("preparing", None)}
     assert plan.partition.nodes == ("n1", "n2")  # the setup job runs in the partition
 
     c.nodes = plan.nodes
@@ -59,7 +59,7 @@ def test_joining_nodes_are_reserved_and_set_up_then_ready_or_drained() -> None:
     after = plan_cluster(c, world(NODES, jobs), CFG)
     assert after.nodes["n1"].state == "ready" and after.nodes["n2"].state == "failed"
     assert sorted(after.release) == ["n1", "n2"]
-    assert after.drain == [("n2", drain_reason(c))] and after.reserve == []
+    assert after.drain == [("n2", drain_reason(c))]
 
 
 def test_a_setup_job_slurm_forgot_fails_the_node_after_a_while() -> None:

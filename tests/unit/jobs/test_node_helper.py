@@ -155,7 +155,6 @@ class Node:
         with os.fdopen(fd, "w") as fh:
             json.dump(plan, fh, indent=1)
         user = {
-            "uid": UID,
             "spool": str(self.spool),
             "job_temp": plan["job_temp"],
             "mount_roots": plan["mount_roots"],
