@@ -1,7 +1,8 @@
 """The store: SQLite in WAL mode, plain SQL so PostgreSQL can back it later (DESIGN.md 3).
 
-Holds the desired state (workspaces, experiments, clusters and their nodes), long-running
-operations and API tokens. Reads for the API come from here, never from Slurm.
+Holds the desired state (workspaces, experiments, clusters and their nodes, jobs), long-running
+operations, API tokens and the outcome counters of /metrics. Reads for the API come from here,
+never from Slurm.
 """
 
 from __future__ import annotations

@@ -168,7 +168,7 @@ class SlurmBackend(Protocol):
         ...
 
     async def jobs(self, partitions: Collection[str]) -> list[SlurmJob]:
-        """All jobs Slurm still remembers in the given partitions (one command)."""
+        """All jobs Slurm still remembers in the given partitions (one command or RPC)."""
         ...
 
     async def nodes(self) -> list[SlurmNode]:

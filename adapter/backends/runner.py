@@ -1,7 +1,7 @@
 """Runners carry argv lists (never shell strings) and file writes to where Slurm is.
 
-`LocalRunner` uses asyncio subprocesses on this host and runs user commands as the user
-(`runuser` as root, else `sudo -n`). An SSH runner to a login node implements the same protocol.
+`LocalRunner`, the only runner, uses asyncio subprocesses on this host and runs user commands as
+the user (`setpriv` as root, else `sudo -n`), so the Slurm client tools must be installed here.
 """
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ class LocalRunner:
         except FileNotFoundError as exc:
             raise BackendUnavailable(
                 f"{full[0]} is not installed here; install the Slurm client tools "
-                "(Debian: apt install slurm-client) or point bai at a login node",
+                "(Debian: apt install slurm-client)",
                 argv=argv,
             ) from exc
         try:
