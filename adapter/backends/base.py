@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from adapter.backends.slurm_options import SlurmOptions
+
 # Job states after which Slurm will not run the job again by itself.
 TERMINAL_JOB_STATES = frozenset(
     {
@@ -155,8 +157,16 @@ class PartitionSpec:
 class SlurmBackend(Protocol):
     """Everything bai asks of Slurm. Reads return snapshots; writes are idempotent."""
 
+    async def submit_job(self, options: SlurmOptions, script: str, *, user: str) -> int:
+        """Submit a batch job as a Unix user, its options given as data; returns the Slurm job
+        id. The script's `#SBATCH` lines are `options.directives()` (else BackendError): sbatch
+        reads the options from them, the in-process path takes the value as it is, and both
+        send Slurm the same script."""
+        ...
+
     async def submit(self, script: str, *, user: str, args: Sequence[str] = ()) -> int:
-        """Submit a batch script as a Unix user; returns the Slurm job id."""
+        """Submit a batch script whose own `#SBATCH` lines (and `args`, sbatch's command line)
+        say what it needs, as a Unix user; returns the Slurm job id."""
         ...
 
     async def cancel(self, job_id: int) -> None:

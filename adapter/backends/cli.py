@@ -9,6 +9,7 @@ from typing import TypeVar
 from adapter.backends import partition_conf
 from adapter.backends.base import SLURM_NAME, PartitionSpec, SlurmJob, SlurmNode, SlurmPartition
 from adapter.backends.runner import CommandResult, Runner
+from adapter.backends.slurm_options import SlurmOptions, check_script
 from adapter.backends.slurm_output import (
     is_unavailable,
     parse_sbatch_parsable,
@@ -60,6 +61,10 @@ class CliBackend:
             returncode=result.returncode,
             stderr=result.stderr,
         )
+
+    async def submit_job(self, options: SlurmOptions, script: str, *, user: str) -> int:
+        check_script(options, script)  # sbatch reads the options from those lines
+        return await self.submit(script, user=user)
 
     async def submit(self, script: str, *, user: str, args: Sequence[str] = ()) -> int:
         result = await self._run(["sbatch", "--parsable", *args], user=user, stdin=script)

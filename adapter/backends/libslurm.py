@@ -2,10 +2,12 @@
 reading jobs without `squeue --json`.
 
 `sbatch` reads the `#SBATCH` lines of a script, fills a `job_desc_msg_t` and calls
-`slurm_submit_batch_job`. `Submission.from_script` does the first step for the options bai's
-scripts use (anything else is refused, never ignored), and `Libslurm.submit` the rest, in this
-process: no fork, no exec, no reading slurm.conf per job. It runs as root (or SlurmUser) and
-names the job's user and group in the request, as slurmctld allows those two to do.
+`slurm_submit_batch_job`. `Libslurm.submit` does the last two steps in this process, from the
+job's `SlurmOptions` as data (a job.json job's options never go through text): no fork, no
+exec, no reading slurm.conf per job. It runs as root (or SlurmUser) and names the job's user
+and group in the request, as slurmctld allows those two to do. A script that comes as text
+with its own `#SBATCH` lines (a node's setup job) is read by `Submission.from_script`, for the
+options bai's scripts use (anything else is refused, never ignored).
 
 `Libslurm.jobs` reads the job records with `slurm_load_jobs` (what squeue does before turning
 them into JSON) and names states and reasons with Slurm's own functions, so the jobs come out
@@ -40,6 +42,7 @@ from typing import Any, NoReturn
 from adapter.backends.base import SlurmJob
 from adapter.backends.cli import DEFAULT_INCLUDE, CliBackend
 from adapter.backends.runner import Runner, user_session
+from adapter.backends.slurm_options import SlurmOptions, check_script
 from adapter.backends.slurm_output import is_unavailable, job_from_fields, task_index
 from adapter.errors import BackendError, BackendUnavailable
 
@@ -209,6 +212,28 @@ class Submission:
     node_list: str | None = None
     reservation: str | None = None
 
+    def options(self) -> SlurmOptions:
+        """The options read, as the value in-process submission takes."""
+        warned = signal.Signals(self.warn_signal).name[3:] if self.warn_signal else None
+        return SlurmOptions(
+            job_name=self.name,
+            partition=self.partition,
+            nodelist=self.node_list,
+            reservation=self.reservation,
+            nodes=self.nodes,
+            exclusive=self.exclusive,
+            gres=self.gres,
+            time_minutes=self.time_minutes,
+            nice=self.nice,
+            comment=self.comment,
+            chdir=self.work_dir,
+            output=self.std_out,
+            error=self.std_err,
+            requeue=self.requeue,
+            signal=warned,
+            signal_seconds=self.warn_seconds if self.warn_seconds is not None else 60,
+        )
+
     @classmethod
     def from_script(cls, script: str, args: Sequence[str] = ()) -> Submission:
         """Read `#SBATCH` lines as sbatch does (up to the first command); `args` override them."""
@@ -317,6 +342,41 @@ def parse_time(text: str) -> int:
     else:
         days, hours, minutes, seconds = 0, 0, int(m["a"]), int(m["b"] or 0)
     return days * 1440 + hours * 60 + minutes + (1 if seconds else 0)
+
+
+def job_desc_fields(options: SlurmOptions, lib: Any) -> dict[str, str | int]:
+    """The `job_desc_msg_t` fields sbatch sets for these options (`lib`: the binding, for
+    Slurm's constants); the work directory defaults to the user's home, outside this."""
+    fields: dict[str, str | int] = {}
+    for attr, value in (
+        ("name", options.job_name),
+        ("partition", options.partition),
+        ("req_nodes", options.nodelist),
+        ("reservation", options.reservation),
+        ("comment", options.comment),
+        ("work_dir", options.chdir),
+        ("std_out", options.output),
+        ("std_err", options.error),
+    ):
+        if value is not None:
+            fields[attr] = value
+    if options.nodes is not None:
+        fields["min_nodes"] = fields["max_nodes"] = options.nodes
+    if options.time_minutes is not None:
+        fields["time_limit"] = options.time_minutes
+    if options.nice is not None:
+        fields["nice"] = lib.NICE_OFFSET + options.nice
+    if options.exclusive:
+        fields["shared"] = lib.JOB_SHARED_NONE
+    if options.requeue is not None:
+        fields["requeue"] = int(options.requeue)
+    if options.gres:
+        fields["tres_per_node"] = ",".join(f"gres:{g}" for g in options.gres.split(","))
+    if options.signal_number is not None:
+        fields["warn_signal"] = options.signal_number
+        fields["warn_time"] = options.signal_seconds
+        fields["warn_flags"] = lib.KILL_JOB_BATCH  # B: the batch shell alone
+    return fields
 
 
 def module_dir(cache: Path) -> Path:
@@ -433,7 +493,7 @@ class Libslurm:
             **named,
         }, home
 
-    def submit(self, sub: Submission, user: str) -> int:
+    def submit(self, options: SlurmOptions, script: str, user: str) -> int:
         """Submit as `user`; blocks until slurmctld answers (run it in a thread)."""
         try:
             entry = pwd.getpwnam(user)
@@ -447,41 +507,17 @@ class Libslurm:
             keep.append(buf)
             return buf
 
-        variables, home = self.environment(entry, sub.name)
+        variables, home = self.environment(entry, options.job_name)
         env = [text(f"{k}={v}") for k, v in variables.items()]
         env_array = ffi.new("char *[]", env)
         desc = ffi.new("job_desc_msg_t *")
         lib.slurm_init_job_desc_msg(desc)
-        desc.script = text(sub.script)
+        desc.script = text(script)
         desc.environment, desc.env_size = env_array, len(env)
         desc.user_id, desc.group_id = entry.pw_uid, entry.pw_gid
-        desc.work_dir = text(sub.work_dir or home)
-        for attr, value in (
-            ("name", sub.name),
-            ("partition", sub.partition),
-            ("comment", sub.comment),
-            ("std_out", sub.std_out),
-            ("std_err", sub.std_err),
-            ("req_nodes", sub.node_list),
-            ("reservation", sub.reservation),
-        ):
-            if value is not None:
-                setattr(desc, attr, text(value))
-        if sub.nodes is not None:
-            desc.min_nodes = desc.max_nodes = sub.nodes
-        if sub.time_minutes is not None:
-            desc.time_limit = sub.time_minutes
-        if sub.nice is not None:
-            desc.nice = lib.NICE_OFFSET + sub.nice
-        if sub.exclusive:
-            desc.shared = lib.JOB_SHARED_NONE
-        if sub.requeue is not None:
-            desc.requeue = int(sub.requeue)
-        if sub.gres:
-            desc.tres_per_node = text(",".join(f"gres:{g}" for g in sub.gres.split(",")))
-        if sub.warn_signal is not None:
-            desc.warn_signal, desc.warn_time = sub.warn_signal, sub.warn_seconds or 60
-            desc.warn_flags = lib.KILL_JOB_BATCH
+        fields: dict[str, str | int] = {"work_dir": home, **job_desc_fields(options, lib)}
+        for attr, value in fields.items():
+            setattr(desc, attr, text(value) if isinstance(value, str) else value)
         response = ffi.new("submit_response_msg_t **")
         if lib.slurm_submit_batch_job(desc, response) != 0:
             raise self._error("slurm_submit_batch_job", lib.slurm_get_errno())
@@ -572,7 +608,8 @@ def _version(number: int) -> str:
 
 
 class LibslurmBackend(CliBackend):
-    """`CliBackend` that submits in-process through libslurm; everything else is unchanged."""
+    """`CliBackend` that submits and reads jobs in-process through libslurm; everything else is
+    unchanged."""
 
     def __init__(
         self, runner: Runner, libslurm: Libslurm, *, include_path: str = DEFAULT_INCLUDE
@@ -580,9 +617,13 @@ class LibslurmBackend(CliBackend):
         super().__init__(runner, include_path=include_path)
         self.libslurm = libslurm
 
+    async def submit_job(self, options: SlurmOptions, script: str, *, user: str) -> int:
+        check_script(options, script)  # what sbatch would read from it is `options`
+        return await asyncio.to_thread(self.libslurm.submit, options, script, user)
+
     async def submit(self, script: str, *, user: str, args: Sequence[str] = ()) -> int:
-        submission = Submission.from_script(script, args)
-        return await asyncio.to_thread(self.libslurm.submit, submission, user)
+        options = Submission.from_script(script, args).options()
+        return await asyncio.to_thread(self.libslurm.submit, options, script, user)
 
     async def jobs(self, partitions: Collection[str]) -> list[SlurmJob]:
         return await asyncio.to_thread(self.libslurm.jobs, partitions)

@@ -1,8 +1,9 @@
 """Slurm in-process (libslurm) against its commands, on the real cluster.
 
-The same script is submitted both ways, as the same user: Slurm must record the same job, and
-the job must see the same environment, umask, identity and directory. Jobs in every state read
-the same through libslurm as through `squeue --json`. Errors keep their kind.
+The contract: a job.json job's plan, submitted both ways as the same user (its options rendered
+as `#SBATCH` lines for sbatch, given as data to libslurm), is the same Slurm job, and the job
+sees the same environment, umask, identity and directory. Jobs in every state read the same
+through libslurm as through `squeue --json`. Errors keep their kind.
 """
 
 from __future__ import annotations
@@ -10,13 +11,18 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 
 from adapter.backends import CliBackend
 from adapter.backends.libslurm import LibslurmBackend
+from adapter.backends.slurm_options import SlurmOptions
 from adapter.errors import BackendUnavailable
+from adapter.jobs.launch import Launch
+from adapter.jobs.layout import build_layout, job_segment
+from adapter.jobs.script import JobScript, slurm_options
 from tests.slurm.conftest import PartitionFactory, daemonctl, wait_job
 
 pytestmark = pytest.mark.slurm
@@ -34,8 +40,11 @@ PER_JOB_FIELDS = {
     "LastSchedEval",
     "PreemptEligibleTime",
     "RunTime",
+    "Scheduler",  # which of slurmctld's passes started it (Main or Backfill): a matter of timing
 }
 PER_JOB_VARIABLES = {"SLURM_TASK_PID", "SLURM_JOB_ID", "SLURM_JOBID"}
+# What the contract's job prints: what it sees of its environment, umask, identity, directory.
+SEES = "env | sort; umask; id; pwd"
 
 
 def show_job(job_id: int) -> dict[str, str]:
@@ -47,7 +56,44 @@ def show_job(job_id: int) -> dict[str, str]:
     return {k: v for k, v in fields.items() if k not in PER_JOB_FIELDS}
 
 
-async def test_libslurm_records_and_runs_the_job_exactly_as_sbatch(
+def plan(partition: str, spool_root: Path) -> JobScript:
+    """A low-priority one-node T4 job.json job, as the service plans it (its spool under
+    `spool_root`)."""
+    uid = str(uuid.uuid4())
+    layout = build_layout(
+        segment=job_segment("sub", "rg", "ws", "exp", "same", uid),
+        uid=uid,
+        job_root=str(spool_root / "temp"),
+        spool_root=str(spool_root),
+        cluster_mount_root=str(spool_root / "mounts"),
+        std_out_err_prefix="$AZ_BATCHAI_MOUNT_ROOT/logs",
+        outputs=[],
+        inputs=[],
+    )
+    return JobScript(
+        title="rg/ws/exp/same",
+        uid=uid,
+        name="same",
+        partition=partition,
+        nodes=1,
+        gpu_type="t4",
+        gpus_per_node=1,
+        time_limit_minutes=90,
+        capped=False,
+        priority="low",
+        low_priority=True,
+        grace_seconds=30,
+        layout=layout,
+        environment=[],
+        secrets_file=None,
+        plan_file=f"{layout.spool}/plan.json",
+        node_addresses={},
+        launch=Launch(lines=["true"]),
+        job_preparation=None,
+    )
+
+
+async def test_a_plan_gives_the_same_job_through_sbatch_and_libslurm(
     backend: CliBackend,
     libslurm_backend: LibslurmBackend,
     partition: PartitionFactory,
@@ -60,43 +106,48 @@ async def test_libslurm_records_and_runs_the_job_exactly_as_sbatch(
         grace_time_seconds=5,
         exclusive=False,  # so that the job's own --exclusive shows
     )
+    options = slurm_options(plan(part, workdir))
+    assert options.chdir is not None and options.output is not None
+    spool = Path(options.chdir)
+    spool.mkdir(parents=True)
+    for made in (spool, spool.parent):
+        made.chmod(0o1777)  # the job's user writes its output there
+    # The plan's options, as the job's script carries them, then what the job sees (the same
+    # file each time: the jobs run one after the other).
     script = "\n".join(
-        [
-            "#!/bin/bash",
-            "# like a bai job: every directive bai renders",
-            "#SBATCH --job-name=same",
-            f"#SBATCH --partition={part}",
-            "#SBATCH --nodes=1",
-            "#SBATCH --exclusive",
-            "#SBATCH --gres=gpu:t4:1",
-            "#SBATCH --time=90",
-            "#SBATCH --nice=1000",
-            "#SBATCH --comment=bai:same",
-            f"#SBATCH --chdir={workdir}",
-            f"#SBATCH --output={workdir}/%x-%u.out",  # the same file: the jobs run one by one
-            "#SBATCH --requeue",
-            "#SBATCH --signal=B:USR1@30",
-            "env | sort; umask; id; pwd",
-            "",
-        ]
+        ["#!/bin/bash", "# a bai job's options", *options.directives(), "", SEES, ""]
     )
     seen = {}
     for name, submitter in (("sbatch", backend), ("libslurm", libslurm_backend)):
-        job_id = await submitter.submit(script, user="alice")
-        recorded = show_job(job_id)
+        job_id = await submitter.submit_job(options, script, user="alice")
         job = await wait_job(backend, job_id, part, lambda j: j.finished)
         assert (job.state, job.user) == ("COMPLETED", "alice"), (name, job)
-        output = (workdir / "same-alice.out").read_text()
+        output = Path(options.output).read_text()
         lines = [ln for ln in output.splitlines() if ln.split("=", 1)[0] not in PER_JOB_VARIABLES]
-        seen[name] = (recorded, lines)
+        seen[name] = (show_job(job_id), lines)
 
     (sbatch_job, sbatch_sees), (lib_job, lib_sees) = seen["sbatch"], seen["libslurm"]
     assert lib_job == sbatch_job
     assert lib_sees == sbatch_sees
-    # The fields that carry the directives are among those compared.
-    assert sbatch_job["Nice"] == "1000" and sbatch_job["TimeLimit"] == "01:30:00"
-    assert sbatch_job["TresPerNode"] == "gres:gpu:t4:1" and sbatch_job["OverSubscribe"] == "NO"
-    assert sbatch_job["Requeue"] == "1" and sbatch_job["Comment"] == "bai:same"
+    # The fields that carry the options are among those compared, with the plan's values.
+    # (Slurm shows no job's --signal: test_jobs.py sees it arrive, through both ways.)
+    carried = {
+        "JobName": "same",
+        "UserId": "alice(1001)",
+        "Partition": part,
+        "NumNodes": "1",
+        "TimeLimit": "01:30:00",
+        "TresPerNode": "gres:gpu:t4:1",
+        "Nice": "2000",
+        "Comment": options.comment,
+        "WorkDir": str(spool),
+        "StdOut": options.output,
+        "StdErr": options.output,
+        "Requeue": "1",
+        "OverSubscribe": "NO",
+    }
+    assert {k: sbatch_job.get(k) for k in carried} == carried
+    assert options.signal == "USR1" and options.signal_seconds == 30
     assert "SLURM_JOB_NAME=same" in lib_sees and "0022" in lib_sees
 
 
@@ -151,10 +202,10 @@ async def test_libslurm_with_the_controller_down_is_backend_unavailable(
     daemonctl("stop", "slurmctld")
     try:
         started = time.monotonic()
+        options = SlurmOptions(output=f"{workdir}/o")
+        script = "\n".join(["#!/bin/bash", *options.directives(), "true", ""])
         with pytest.raises(BackendUnavailable) as err:
-            await libslurm_backend.submit(
-                f"#!/bin/bash\n#SBATCH --output={workdir}/o\ntrue\n", user="alice"
-            )
+            await libslurm_backend.submit_job(options, script, user="alice")
         assert "Unable to contact slurm controller" in str(err.value), err.value
         assert err.value.argv == ("slurm_submit_batch_job",)
         with pytest.raises(BackendUnavailable) as read:

@@ -1,7 +1,9 @@
-"""What in-process submission reads from a script: the `#SBATCH` lines, as sbatch reads them.
+"""What `Submission.from_script` reads from a script that comes as text (a node's setup job):
+the `#SBATCH` lines, as sbatch reads them, into the `SlurmOptions` in-process submission takes.
 
-The real submissions are compared with sbatch's on the dev cluster (tests/slurm/test_submit.py);
-these cover the reading of every script bai renders, and the refusals.
+A job.json job's options never go through text (test_slurm_options.py); the real submissions
+are compared with sbatch's on the dev cluster (tests/slurm/test_libslurm.py). These cover the
+reading of every script bai renders, and the refusals.
 """
 
 from __future__ import annotations
@@ -12,8 +14,11 @@ from pathlib import Path
 import pytest
 
 from adapter.backends.libslurm import Submission, parse_time
+from adapter.backends.slurm_options import SlurmOptions
 from adapter.errors import BackendError
+from adapter.jobs.script import render_job
 from adapter.scripts.setup_task import SetupJob, render_setup_script
+from tests.unit.jobs.test_golden import CASES
 
 GOLDEN = Path(__file__).parents[1] / "jobs" / "golden"
 UID = "0b5a3f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
@@ -32,6 +37,7 @@ def test_low_priority_job_script_reads_as_sbatch_would() -> None:
     assert (sub.gres, sub.exclusive, sub.requeue) == ("gpu:t4:1", True, True)
     assert (sub.warn_signal, sub.warn_seconds) == (signal.SIGUSR1, 30)
     assert (sub.node_list, sub.reservation) == (None, None)
+    assert sub.options().signal == "USR1" and sub.options().signal_seconds == 30
 
 
 @pytest.mark.parametrize("golden", sorted(p.name for p in GOLDEN.glob("*.sh")))
@@ -62,6 +68,13 @@ def test_every_golden_job_script_is_read_whole(golden: str) -> None:
     assert sub.exclusive and sub.requeue and sub.nodes in (1, 2)
 
 
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_every_job_script_reads_back_as_the_options_it_was_rendered_from(case: str) -> None:
+    options, script = render_job(CASES[case]())
+
+    assert Submission.from_script(script).options() == options
+
+
 def test_node_setup_script_reads_node_and_reservation() -> None:
     script = render_setup_script(
         SetupJob(
@@ -82,6 +95,16 @@ def test_node_setup_script_reads_node_and_reservation() -> None:
 
     assert (sub.node_list, sub.reservation) == ("gpu-t4-1", "bai-setup-c-1-gpu-t4-1")
     assert (sub.name, sub.nodes, sub.std_out, sub.exclusive) == ("bai-setup", 1, "/dev/null", True)
+    assert sub.options() == SlurmOptions(
+        job_name="bai-setup",
+        partition="c-1",
+        nodelist="gpu-t4-1",
+        reservation="bai-setup-c-1-gpu-t4-1",
+        nodes=1,
+        exclusive=True,
+        comment="bai-setup:u:gpu-t4-1",
+        output="/dev/null",
+    )
 
 
 def test_directives_after_the_first_command_are_not_read() -> None:
