@@ -8,7 +8,8 @@ import structlog
 from adapter.auth import Principal
 from adapter.clusters.service import ClusterKey, ClusterService
 from adapter.errors import Conflict, Forbidden
-from adapter.jobs.service import JobKey, JobService
+from adapter.jobs.service import JobService
+from adapter.jobs.translate import JobKey
 from adapter.models.workspaces import WorkspaceCreateParameters
 from adapter.snapshot import Snapshot
 from adapter.store import Experiment, Operation, Store, Workspace, now

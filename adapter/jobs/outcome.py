@@ -77,10 +77,45 @@ _CONTROL = re.compile(
 )
 
 
+# Slurm's job states and what Batch AI calls them: the state while the job lives, and for a
+# job Slurm ended, the error it failed with when its own execution log says nothing (decide:
+# the script's end record comes first). "queued" covers a job waiting for its first or next
+# run; every other live state is "running". TIMEOUT's error is the cap's when the cap set the
+# limit. A job.json job's CANCELLED is ClusterDeleted when its cluster went.
+SLURM_STATES: dict[str, tuple[str, str | None]] = {
+    "PENDING": ("queued", None),
+    "REQUEUED": ("queued", None),
+    "REQUEUE_HOLD": ("queued", None),
+    "REQUEUE_FED": ("queued", None),
+    "CONFIGURING": ("running", None),
+    "RUNNING": ("running", None),
+    "COMPLETING": ("running", None),
+    "SUSPENDED": ("running", None),
+    "STOPPED": ("running", None),
+    "RESIZING": ("running", None),
+    "SIGNALING": ("running", None),
+    "STAGE_OUT": ("running", None),
+    "COMPLETED": ("succeeded", None),
+    "FAILED": ("failed", "JobFailed"),
+    "OUT_OF_MEMORY": ("failed", "JobFailed"),
+    "TIMEOUT": ("failed", "MaxWallClockTimeExceeded"),
+    "NODE_FAIL": ("failed", "NodeFailure"),
+    "BOOT_FAIL": ("failed", "NodeFailure"),
+    "CANCELLED": ("failed", "JobCancelled"),
+    "PREEMPTED": ("failed", "JobCancelled"),
+    "DEADLINE": ("failed", "JobCancelled"),
+}
+
 # Slurm ended the job itself: a non-zero exit the script logged is the effect, not the cause.
 KILLED_BY_SLURM = frozenset(
-    {"TIMEOUT", "NODE_FAIL", "BOOT_FAIL", "CANCELLED", "PREEMPTED", "DEADLINE"}
+    state for state, (_, code) in SLURM_STATES.items() if code not in (None, "JobFailed")
 )
+
+
+def live_state(slurm_state: str) -> str:
+    """queued or running: a live job's state in Batch AI's words (an unknown word is a state
+    a newer Slurm added; the job is Slurm's, so running)."""
+    return SLURM_STATES.get(slurm_state, ("running", None))[0]
 
 
 @dataclass(frozen=True)
@@ -254,19 +289,17 @@ def decide(
         return Outcome("failed", last_exit, [error("JobTerminated")])
     if slurm is None and end is None:
         return Outcome("failed", -1, [error("JobLost")])
-    if state == "TIMEOUT":
-        code = "LowPriorityTimeLimitExceeded" if capped else "MaxWallClockTimeExceeded"
-        return Outcome("failed", last_exit, [error(code, cap=cap, limit=limit)])
-    if state in {"NODE_FAIL", "BOOT_FAIL"}:
-        return Outcome("failed", last_exit, [error("NodeFailure")])
-    if state in {"CANCELLED", "PREEMPTED", "DEADLINE"}:
-        return Outcome(
-            "failed", last_exit, [error("ClusterDeleted" if cluster_gone else "JobCancelled")]
-        )
-    if state == "COMPLETED":
+    final, ended = SLURM_STATES.get(state, ("failed", "JobFailed"))
+    if final == "succeeded":
         return Outcome("succeeded", 0)
-    code_value = last_exit if last_exit is not None else -1
-    return Outcome("failed", code_value, [_failed(code_value, stderr)])
+    if ended == "MaxWallClockTimeExceeded" and capped:
+        ended = "LowPriorityTimeLimitExceeded"
+    if ended == "JobCancelled" and cluster_gone:
+        ended = "ClusterDeleted"
+    if ended in (None, "JobFailed"):  # a live state of a job Slurm forgot: it failed somehow
+        code_value = last_exit if last_exit is not None else -1
+        return Outcome("failed", code_value, [_failed(code_value, stderr)])
+    return Outcome("failed", last_exit, [error(ended, cap=cap, limit=limit)])
 
 
 def _failed(exit_code: int, stderr: str) -> dict[str, Any]:

@@ -254,7 +254,7 @@ class SbatchJobs:
             unmanaged_allowed=cfg.jobs.unmanaged_mounts,
             user=principal.user,
         )
-        node_type, addresses = svc.node_facts(cluster)
+        facts = svc.node_facts(cluster)
         wrapper = render_sbatch_wrapper(
             SbatchWrapper(
                 title=f"{cluster.rg}/{cluster.ws}/{exp.name}",
@@ -263,8 +263,8 @@ class SbatchJobs:
                 array=tr.array is not None,
                 time_limit_seconds=tr.limit_minutes * 60 if tr.limit_minutes else None,
                 capped=tr.capped,
-                gpus_per_node=node_type.gpus if node_type else 0,
-                node_addresses=addresses,
+                gpus_per_node=facts.node_type.gpus if facts.node_type else 0,
+                node_addresses=facts.addresses,
                 args=body.args,
                 user_volumes=any(v.kind not in ROOT_KINDS for v in volumes),
                 # USR1 is bai's preemption notice only where bai asked for it (above).

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import functools
-import math
 import os
 import re
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,24 +17,22 @@ from adapter import boundary
 from adapter.auth import Principal
 from adapter.backends.base import SlurmBackend, SlurmJob
 from adapter.backends.slurm_options import SlurmOptions
-from adapter.clusters.inventory import NodeType
 from adapter.clusters.service import ClusterKey, ClusterService
 from adapter.errors import BackendError, Conflict, InvalidRequest, NotFound
-from adapter.jobs.launch import PER_TASK_OUTPUT, Runtime, launch_for
-from adapter.jobs.layout import build_layout, job_segment
+from adapter.jobs.launch import PER_TASK_OUTPUT
 from adapter.jobs.outcome import (
     ExecutionLogInvalid,
     Outcome,
     decide,
     error,
     invalid_log_outcome,
+    live_state,
     parse_execution_log,
 )
-from adapter.jobs.script import JobScript, render_job
 from adapter.jobs.spool import LOG_CAP, NOTE_CAP, JobSpool, volumes_of
-from adapter.jobs.volumes import ROOT_KINDS, resolve_volumes
+from adapter.jobs.translate import PROCESS_COUNT_DEFAULTED, JobKey, NodeFacts, translate
 from adapter.metrics.events import MetricEvents
-from adapter.models.jobs import TOOLKITS, JobCreateParameters
+from adapter.models.jobs import JobCreateParameters
 from adapter.sbatch.values import parse_array
 from adapter.scripts.shell import export
 from adapter.settings import Settings
@@ -56,18 +51,6 @@ CLUSTER_ID = re.compile(
     r"workspaces/(?P<ws>[^/]+)/clusters/(?P<name>[^/]+)/?$",
     re.IGNORECASE,
 )
-
-
-@dataclass(frozen=True)
-class JobKey:
-    sub: str
-    rg: str
-    ws: str
-    exp: str
-    name: str
-
-    def __str__(self) -> str:
-        return f"{self.rg}/{self.ws}/{self.exp}/{self.name}"
 
 
 def job_labels(cluster: Cluster) -> dict[str, str]:
@@ -266,13 +249,13 @@ class JobService:
             )
         return cluster
 
-    def node_facts(self, cluster: Cluster) -> tuple[NodeType | None, dict[str, str]]:
+    def node_facts(self, cluster: Cluster) -> NodeFacts:
         """The cluster's node type and its nodes' addresses, as the last pass saw them."""
         snap = self.clusters.snapshot()
         node_type = snap.types.get(cluster.node_type) if snap else None
         if snap is None or node_type is None:
-            return node_type, {}
-        return node_type, {n: snap.nodes[n].address for n in node_type.nodes}
+            return NodeFacts(node_type)
+        return NodeFacts(node_type, {n: snap.nodes[n].address for n in node_type.nodes})
 
     def _build(
         self,
@@ -282,119 +265,26 @@ class JobService:
         cluster: Cluster,
         principal: Principal,
     ) -> Job:
+        """The job's record: its plan (translate) and what the API shows of it."""
         props = body.properties
-        cfg = self.settings
-        most = _max_nodes(cluster)
-        if props.node_count > most:
-            raise InvalidRequest(
-                f"properties.nodeCount {props.node_count} is more than cluster {cluster.name} can "
-                f"ever have ({most}); lower nodeCount or scale the cluster",
-                target="properties.nodeCount",
-            )
-        container = props.container_settings
-        image = container.image_source_registry.image if container else None
-        if image and cfg.containers.runtime == "none":
-            raise InvalidRequest(
-                "properties.containerSettings: this site has no container runtime configured; "
-                "remove containerSettings to run on the nodes directly, or ask the operator to "
-                "set containers.runtime",
-                target="properties.containerSettings",
-            )
-        uid = str(uuid.uuid4())
-        segment = job_segment(key.sub, key.rg, key.ws, key.exp, key.name, uid)
-        layout = build_layout(
-            segment=segment,
-            uid=uid,
-            job_root=cfg.jobs.job_root,
-            spool_root=cfg.clusters.spool_dir,
-            cluster_mount_root=f"{cfg.jobs.job_root}/{uid}/cluster-mounts",
-            std_out_err_prefix=props.std_out_err_path_prefix,
-            outputs=[d.wire() for d in props.output_directories],
-            inputs=[d.wire() for d in props.input_directories],
-        )
-        dev_root = str(cfg.dev_storage_root) if cfg.dev_storage_root else None
-        resolve = functools.partial(
-            resolve_volumes,
-            accounts=cfg.storage_accounts,
-            dev_root=dev_root,
-            unmanaged_allowed=cfg.jobs.unmanaged_mounts,
-            user=principal.user,  # the job's owner mounts the cluster's volumes too
-        )
-        volumes = resolve(
-            (cluster.properties.get("nodeSetup") or {}).get("mountVolumes"),
-            field="cluster nodeSetup.mountVolumes",
-            root=layout.mount_root,
-        ) + resolve(
-            wire.get("mountVolumes"), field="properties.mountVolumes", root=layout.job_mount_root
-        )
-        low = cluster.priority == "lowpriority"
-        requested = props.constraints.max_wall_clock_time
-        cap = timedelta(minutes=cfg.clusters.lowpriority_max_time_minutes)
-        capped = low and requested > cap
-        limit = cap if capped else requested
-        node_type, addresses = self.node_facts(cluster)
-        gpus = node_type.gpus if node_type else 0
-        toolkit_key = props.toolkit_key
-        tool = TOOLKITS[toolkit_key]
-        launch = launch_for(
-            tool,
-            wire[toolkit_key],
-            nodes=props.node_count,
-            gpus=gpus,
-            variables=layout.variables(),
-            runtime=Runtime(
-                mpirun=cfg.jobs.mpirun,
-                mpirun_toolkits=frozenset(cfg.jobs.mpirun_toolkits),
-                python=cfg.jobs.python,
-                cpus=node_type.cpus if node_type else 0,
-            ),
-            container=bool(image and cfg.containers.runtime == "template"),
-            image=bool(image),
-            field=f"properties.{toolkit_key}",
-        )
-        prefix = (
-            [w.replace("{image}", image) for w in cfg.containers.command]
-            if (image and cfg.containers.runtime == "template")
-            else []
-        )
-        options, script = render_job(
-            JobScript(
-                title=str(key),
-                uid=uid,
-                name=key.name,
-                partition=cluster.partition,
-                nodes=props.node_count,
-                gpu_type=node_type.gpu_type if node_type else None,
-                gpus_per_node=gpus,
-                time_limit_minutes=math.ceil(limit.total_seconds() / 60),
-                capped=capped,
-                priority=props.scheduling_priority,
-                low_priority=low,
-                grace_seconds=cfg.clusters.lowpriority_grace_time_seconds,
-                layout=layout,
-                environment=[(e.name, e.value) for e in props.environment_variables],
-                secrets_file=f"{layout.spool}/secrets.env" if props.secrets else None,
-                plan_file=f"{layout.spool}/plan.json",
-                node_addresses=addresses,
-                launch=launch,
-                job_preparation=props.job_preparation.command_line
-                if props.job_preparation
-                else None,
-                container_prefix=prefix,
-                image_not_used=image if cfg.containers.runtime == "host" else None,
-                host_path=cfg.containers.host_path,
-                share_group=self._share_group(key, principal.user),
-                user_volumes=any(v.kind not in ROOT_KINDS for v in volumes),
-            )
+        plan = translate(
+            key,
+            props,
+            wire,
+            cluster,
+            self.node_facts(cluster),
+            self.settings,
+            uid=str(uuid.uuid4()),
+            user=principal.user,
+            share_group=self._share_group(key, principal.user),
         )
         stored = _without_secrets(wire)
-        for toolkit in TOOLKITS:
-            settings = stored.get(toolkit)
-            if settings is not None and "processCount" in _PROCESS_TOOLKITS.get(toolkit, ()):
-                settings.setdefault("processCount", props.node_count)
+        for toolkit in PROCESS_COUNT_DEFAULTED:
+            if stored.get(toolkit) is not None:
+                stored[toolkit].setdefault("processCount", props.node_count)
         t = now()
         return Job(
-            uid=uid,
+            uid=plan.uid,
             sub=key.sub,
             rg=key.rg,
             ws=key.ws,
@@ -404,17 +294,17 @@ class JobService:
             owner=principal.user,
             properties=stored,
             secrets={s.name: s.value or "" for s in props.secrets},
-            script=script,
+            script=plan.script,
             info={
-                "toolType": tool,
-                "segment": segment,
-                "layout": layout.__dict__,
-                "capped": capped,
-                "limitSeconds": int(limit.total_seconds()),
-                "capSeconds": int(cap.total_seconds()),
+                "toolType": plan.tool,
+                "segment": plan.segment,
+                "layout": plan.layout.__dict__,
+                "capped": plan.capped,
+                "limitSeconds": int(plan.limit.total_seconds()),
+                "capSeconds": int(plan.cap.total_seconds()),
                 "labels": job_labels(cluster),
-                "volumes": [v.__dict__ | {"remote": dict(v.remote or {})} for v in volumes],
-                "slurm": options.to_json(),  # what submits it, after a restart too
+                "volumes": [v.__dict__ | {"remote": dict(v.remote or {})} for v in plan.volumes],
+                "slurm": plan.options.to_json(),  # what submits it, after a restart too
             },
             created=t,
             provisioning_state="succeeded",
@@ -637,7 +527,7 @@ class JobService:
 
     async def _track(self, job: Job, slurm: SlurmJob, snap: Snapshot) -> None:
         changed = False
-        state = "queued" if slurm.state in {"PENDING", "REQUEUED", "REQUEUE_HOLD"} else "running"
+        state = live_state(slurm.state)
         if job.terminate:
             state = "terminating"
         if state != job.execution_state:
@@ -684,7 +574,7 @@ class JobService:
             if rec.start_time is not None and "start" not in task:
                 task["start"] = rec.start_time.isoformat()
             if not rec.finished:
-                task["state"] = "queued" if rec.state in {"PENDING", "REQUEUED"} else "running"
+                task["state"] = live_state(rec.state)
                 continue
             if task.get("state") not in {"succeeded", "failed"}:
                 outcome = await self._task_outcome(job, rec.array_task_id, rec, cluster)
@@ -855,22 +745,6 @@ class JobService:
             exit_code=exit_code,
             errors=[e["code"] for e in errors],
         )
-
-
-_PROCESS_TOOLKITS = {
-    "cntkSettings": ("processCount",),
-    "pyTorchSettings": ("processCount",),
-    "chainerSettings": ("processCount",),
-    "customMpiSettings": ("processCount",),
-    "horovodSettings": ("processCount",),
-}
-
-
-def _max_nodes(cluster: Cluster) -> int:
-    scale = cluster.properties["scaleSettings"]
-    if scale.get("manual") is not None:
-        return max(int(scale["manual"]["targetNodeCount"]), len(cluster.nodes))
-    return int(scale["autoScale"]["maximumNodeCount"])
 
 
 def _without_secrets(wire: dict[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from adapter.api.lro import accepted
 from adapter.api.paging import page, page_rows, window
 from adapter.api.resources import job_resource
 from adapter.clusters.view import remote_logins
-from adapter.jobs.service import JobKey
+from adapter.jobs.translate import JobKey
 from adapter.models.common import check_name, check_resource_group
 from adapter.models.jobs import JobCreateParameters
 

@@ -639,3 +639,33 @@ def test_a_failed_job_names_the_file_that_says_why() -> None:
     )
     assert plain is not None and plain.errors is not None
     assert plain.errors[0]["message"] == "Job failed with non-zero exit code 2"
+
+
+def test_one_table_maps_every_slurm_state() -> None:
+    """Every state Slurm ends a job in has its Batch AI outcome, every other is queued or
+    running, and the states Slurm kills in are those whose error is not the job's own."""
+    from adapter.backends.base import TERMINAL_JOB_STATES
+    from adapter.jobs.outcome import KILLED_BY_SLURM, SLURM_STATES, live_state
+
+    finals = {s for s, (state, _) in SLURM_STATES.items() if state in ("succeeded", "failed")}
+    assert finals == TERMINAL_JOB_STATES
+    assert {
+        "TIMEOUT",
+        "NODE_FAIL",
+        "BOOT_FAIL",
+        "CANCELLED",
+        "PREEMPTED",
+        "DEADLINE",
+    } == KILLED_BY_SLURM
+    assert [live_state(s) for s in ("PENDING", "REQUEUED", "RUNNING", "COMPLETING")] == [
+        "queued",
+        "queued",
+        "running",
+        "running",
+    ]
+    assert live_state("A_STATE_FROM_A_NEWER_SLURM") == "running"
+    for state in TERMINAL_JOB_STATES:
+        outcome = decided(slurm(state, 1), [START])
+        assert outcome is not None and outcome.state == SLURM_STATES[state][0], state
+        if outcome.state == "failed":
+            assert outcome.errors[0]["code"] == SLURM_STATES[state][1], state
