@@ -10,19 +10,23 @@ Each row submits N one-node jobs (`true`) to the same low-priority cluster parti
   or the SDK would be) and from 8 concurrent clients (asyncio); the clock stops when
   every job is in Slurm (squeue shows its bai:<uuid> comment), not when the API answered.
 Slurm gets slower as it remembers more jobs, so the rows take turns over several rounds and each
-reports its median. It prints jobs/s and each rate relative to the raw sbatch loop as the user.
-The target: the API is at least as fast as a raw sbatch loop.
+reports its median. It prints jobs/s and each rate relative to the raw sbatch loop as the
+user, and the CPU each row cost per job in the bai service, slurmctld, munged and the client
+side. The target: the API at least 2.5x a raw sbatch loop, with one client and with 8.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import resource
 import shutil
 import statistics
 import subprocess
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,11 +34,37 @@ from devapi import API, DevCluster, dev_cluster
 
 from adapter.backends import LocalRunner
 from adapter.backends.libslurm import Libslurm, LibslurmBackend
+from adapter.backends.slurm_options import SlurmOptions
 from adapter.settings import Settings
 
 
 def rate(n: int, seconds: float) -> float:
     return n / seconds if seconds else float("inf")
+
+
+# The daemons whose CPU a submission costs, by pid file.
+DAEMONS = {
+    "bai": "/run/bai.pid",
+    "slurmctld": "/run/slurmctld.pid",
+    "munged": "/run/munge/munged.pid",
+}
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU time (user + system, every thread) of each daemon, and of this process and its
+    waited-for children (the sbatch processes of a loop, submitit's, the in-process calls)."""
+    used = {}
+    for name, pidfile in DAEMONS.items():
+        pid = Path(pidfile).read_text().split()[0]
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        used[name] = (int(fields[11]) + int(fields[12])) / TICKS
+    me, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    used["client"] = me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+    return used
 
 
 def raw_sbatch(partition: str, n: int, user: str | None) -> float:
@@ -53,11 +83,12 @@ def in_process(partition: str, n: int) -> float:
     """bai's own submission call without the API: libslurm in this process, as the user."""
     runner = LocalRunner()
     backend = LibslurmBackend(runner, Libslurm.load(Settings().state_dir / "libslurm", runner.env))
-    script = f"#!/bin/bash\n#SBATCH -p {partition}\n#SBATCH -o /dev/null\ntrue\n"
+    options = SlurmOptions(partition=partition, output="/dev/null")
+    script = "\n".join(["#!/bin/bash", *options.directives(), "true", ""])
 
     async def loop() -> None:
         for _ in range(n):
-            await backend.submit(script, user="alice")
+            await backend.submit_job(options, script, user="alice")
 
     started = time.monotonic()
     asyncio.run(loop())
@@ -167,6 +198,7 @@ def main() -> None:
     # submitit's jobs write into this folder as they run: it goes once they are cancelled.
     folder = tempfile.mkdtemp(prefix="bench-submitit-")
     rows: dict[str, list[float]] = {}
+    cpu: dict[str, list[dict[str, float]]] = {}
     try:
         with dev_cluster("a100x2") as c:
             c.http.put(f"{c.base}/experiments/bench?{API}").raise_for_status()
@@ -185,7 +217,10 @@ def main() -> None:
                     ("bai API, 1 client", lambda r=r: api(1, f"seq{r}")),
                     ("bai API, 8 concurrent clients", lambda r=r: api(8, f"par{r}")),
                 ):
+                    before = cpu_seconds()
                     rows.setdefault(label, []).append(run())
+                    after = cpu_seconds()
+                    cpu.setdefault(label, []).append({k: after[k] - before[k] for k in after})
             # A peer tool 50 times slower than the rest: once is enough.
             rows["submitit AutoExecutor.submit loop"] = [with_submitit(c.partition, n, folder)]
     finally:
@@ -203,6 +238,13 @@ def main() -> None:
             f"{name:<42} {secs:>8.2f} {rate(n, secs):>8.1f} "
             f"{rate(n, secs) / baseline:>11.2f}x  {each}"
         )
+    # The API rows wait for squeue (the clock stops when every job is in Slurm): the client
+    # column of every row is this process and its children, so it holds those polls too.
+    print(f"\nCPU ms per job (median of {args.rounds} rounds)")
+    print(f"{'submitter':<42} " + " ".join(f"{k:>9}" for k in (*DAEMONS, "client")))
+    for name, runs in cpu.items():
+        per_job = {k: statistics.median(r[k] for r in runs) * 1000 / n for k in runs[0]}
+        print(f"{name:<42} " + " ".join(f"{per_job[k]:>9.2f}" for k in (*DAEMONS, "client")))
 
 
 if __name__ == "__main__":
