@@ -166,7 +166,8 @@ class SlurmBackend(Protocol):
 
     async def submit(self, script: str, *, user: str, args: Sequence[str] = ()) -> int:
         """Submit a batch script whose own `#SBATCH` lines (and `args`, sbatch's command line)
-        say what it needs, as a Unix user; returns the Slurm job id."""
+        say what it needs, as a Unix user; returns the Slurm job id. Only for a job recorded
+        before bai kept its options: everything else goes through `submit_job`."""
         ...
 
     async def cancel(self, job_id: int) -> None:

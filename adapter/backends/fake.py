@@ -5,8 +5,8 @@ It holds jobs, nodes, partitions, reservations and the partition include file, a
 the snapshots the real backends give: job records go through `job_from_fields`, as squeue's and
 libslurm's do, so times are whole seconds, a pending job has no start time and an exit status
 exists only once the job has ended. `submit_job` checks the script against its options as
-both real backends do; `submit` reads a script's `#SBATCH` lines with libslurm's `Submission`,
-so a directive in-process submission cannot take fails here too.
+both real backends do and keeps the value; `submit` (a script alone) reads its `#SBATCH` lines
+with libslurm's `Submission`, so a directive in-process submission cannot take fails here too.
 
 What the layers above meet of Slurm is kept: sbatch refuses what 22.05 with
 `EnforcePartLimits=ALL` refuses (an unknown, drained or inactive partition, a group not in

@@ -3,11 +3,12 @@ reading jobs without `squeue --json`.
 
 `sbatch` reads the `#SBATCH` lines of a script, fills a `job_desc_msg_t` and calls
 `slurm_submit_batch_job`. `Libslurm.submit` does the last two steps in this process, from the
-job's `SlurmOptions` as data (a job.json job's options never go through text): no fork, no
-exec, no reading slurm.conf per job. It runs as root (or SlurmUser) and names the job's user
-and group in the request, as slurmctld allows those two to do. A script that comes as text
-with its own `#SBATCH` lines (a node's setup job) is read by `Submission.from_script`, for the
-options bai's scripts use (anything else is refused, never ignored).
+job's `SlurmOptions` as data (a job.json job's and a node's setup job's options never go
+through text): no fork, no exec, no reading slurm.conf per job. It runs as root (or SlurmUser)
+and names the job's user and group in the request, as slurmctld allows those two to do. Only a
+job recorded before bai kept its options comes as a script alone; `Submission.from_script`
+reads its `#SBATCH` lines, for the options bai's scripts use (anything else is refused, never
+ignored).
 
 `Libslurm.jobs` reads the job records with `slurm_load_jobs` (what squeue does before turning
 them into JSON) and names states and reasons with Slurm's own functions, so the jobs come out

@@ -37,7 +37,7 @@ from adapter.errors import (
 )
 from adapter.jobs.volumes import resolve_volumes
 from adapter.models.clusters import ClusterCreateParameters, ScaleSettings
-from adapter.scripts.setup_task import SetupJob, render_setup_script, setup_output_suffix
+from adapter.scripts.setup_task import SetupJob, render_setup, setup_output_suffix
 from adapter.scripts.shell import expand_path, export
 from adapter.settings import QuotaSettings, Settings
 from adapter.snapshot import Snapshot
@@ -544,8 +544,8 @@ class ClusterService:
         for row in waiting:
             resv = reservation_name(cluster, row.node)
             await self.backend.reserve_node(resv, row.node, admin)
-            script = render_setup_script(self._setup_job(cluster, row.node, resv, secrets_file))
-            row.setup_job = await self.backend.submit(script, user=admin)
+            options, script = render_setup(self._setup_job(cluster, row.node, resv, secrets_file))
+            row.setup_job = await self.backend.submit_job(options, script, user=admin)
             log.info("node setup submitted", cluster=cluster.name, node=row.node, job=row.setup_job)
 
     def _setup_job(

@@ -4,6 +4,8 @@ It runs as the cluster's admin user on the node, inside the node's setup reserva
 the admin's SSH key if one was given, then runs `nodeSetup.setupTask.commandLine` with its
 environment, writing `stdout-<node>.txt` and `stderr-<node>.txt` under
 `{stdOutErrPathPrefix}/{sub}/{rg}/workspaces/{ws}/clusters/{cluster}/{uuid}` as Batch AI did.
+Its Slurm options are data (`setup_options`), as a job.json job's are, and its `#SBATCH` lines
+are rendered from that value.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from adapter.scripts.shell import directive, export, quote
+from adapter.backends.slurm_options import SlurmOptions
+from adapter.scripts.shell import export, quote
 
 
 @dataclass(frozen=True)
@@ -35,18 +38,32 @@ def setup_output_suffix(sub: str, rg: str, ws: str, cluster: str, uid: str) -> s
     return f"{sub}/{rg}/workspaces/{ws}/clusters/{cluster}/{uid}"
 
 
+def render_setup(job: SetupJob) -> tuple[SlurmOptions, str]:
+    """The setup job as a backend submits it: its Slurm options, and the script that carries
+    them as its `#SBATCH` lines."""
+    return setup_options(job), render_setup_script(job)
+
+
+def setup_options(job: SetupJob) -> SlurmOptions:
+    """One whole node, the one named, inside its setup reservation; the script writes its own
+    output files (or none), so Slurm's goes nowhere."""
+    return SlurmOptions(
+        job_name="bai-setup",
+        partition=job.partition,
+        nodelist=job.node,
+        reservation=job.reservation,
+        nodes=1,
+        exclusive=True,
+        comment=job.comment,
+        output="/dev/null",
+    )
+
+
 def render_setup_script(job: SetupJob) -> str:
     lines = [
         "#!/bin/bash",
         "# bai: node setup",
-        directive("--job-name", "bai-setup"),
-        directive("--partition", job.partition),
-        directive("--nodelist", job.node),
-        directive("--reservation", job.reservation),
-        directive("--nodes", 1),
-        directive("--exclusive"),
-        directive("--output", "/dev/null"),
-        directive("--comment", job.comment),
+        *setup_options(job).directives(),
         "",
         "# environment",
         export("AZ_BATCHAI_MOUNT_ROOT", job.mount_root),

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from adapter.backends import CliBackend, LocalRunner, SlurmJob
+from adapter.backends.slurm_options import SlurmOptions
 from tests.cluster import sh
 from tests.e2e.service import Api, CloudError, Service, counts
 
@@ -39,18 +40,11 @@ def slurm_nodes_of(partition: str) -> list[str]:
     return sorted(set(out))
 
 
-def submit(partition: str, body: str, *opts: str, user: str = "alice") -> int:
-    script = "\n".join(
-        [
-            "#!/bin/bash",
-            f"#SBATCH --partition={partition}",
-            "#SBATCH --output=/dev/null",
-            *[f"#SBATCH {o}" for o in opts],
-            body,
-            "",
-        ]
-    )
-    return asyncio.run(CliBackend(LocalRunner()).submit(script, user=user))
+def submit(partition: str, body: str, *, user: str = "alice", **given: Any) -> int:
+    """A job as bai submits one: its options as data, and a script carrying them."""
+    options = SlurmOptions(partition=partition, output="/dev/null", **given)
+    script = "\n".join(["#!/bin/bash", *options.directives(), body, ""])
+    return asyncio.run(CliBackend(LocalRunner()).submit_job(options, script, user=user))
 
 
 def job(job_id: int) -> SlurmJob:
@@ -366,9 +360,10 @@ def test_low_priority_job_is_preempted_by_dedicated_work_on_a_shared_node(
     victim = submit(
         low_part,
         TRAPPED_SLEEP.format(secs=600),
-        f"--nodelist={shared}",
-        "--requeue",
-        "--signal=B:USR1@60",
+        nodelist=shared,
+        requeue=True,
+        signal="USR1",
+        signal_seconds=60,
     )
     wait_job(victim, lambda j: j.state == "RUNNING")
     # root's: the dedicated cluster is the admin's, in alice's workspace (bob may not use it).
@@ -392,7 +387,7 @@ def test_shrinking_honours_the_deallocation_option(admin: Api, workspace: str, o
     )
     part = partition_of(admin, workspace, "c")
     secs = 8 if option == "waitforjobcompletion" else 600
-    jobs = [submit(part, TRAPPED_SLEEP.format(secs=secs), "--exclusive") for _ in range(2)]
+    jobs = [submit(part, TRAPPED_SLEEP.format(secs=secs), exclusive=True) for _ in range(2)]
     placed = {j: wait_job(j, lambda x: x.state == "RUNNING").nodes for j in jobs}
 
     after = admin.scale(workspace, "c", manual(1, option))["properties"]
@@ -433,7 +428,7 @@ def test_autoscale_grows_while_jobs_wait_and_shrinks_back_to_zero(
     )
     assert created["properties"]["currentNodeCount"] == 1
     part = partition_of(admin, workspace, "auto")
-    jobs = [submit(part, "sleep 4", "--exclusive") for _ in range(2)]
+    jobs = [submit(part, "sleep 4", exclusive=True) for _ in range(2)]
 
     admin.wait_cluster(workspace, "auto", lambda p: p["currentNodeCount"] == 2)
     for j in jobs:

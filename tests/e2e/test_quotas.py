@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from adapter.backends import CliBackend, LocalRunner
+from adapter.backends.slurm_options import SlurmOptions
 from tests.cluster import sh
 from tests.e2e.service import Api, Service, bai_ok, sdk
 
@@ -152,14 +153,6 @@ def wait_for(client: Any, rg: str, name: str, cond: Any, timeout: float = 30) ->
 
 
 def submit(partition: str) -> int:
-    script = "\n".join(
-        [
-            "#!/bin/bash",
-            f"#SBATCH --partition={partition}",
-            "#SBATCH --output=/dev/null",
-            "#SBATCH --exclusive",
-            "sleep 120",
-            "",
-        ]
-    )
-    return asyncio.run(CliBackend(LocalRunner()).submit(script, user="bob"))
+    options = SlurmOptions(partition=partition, output="/dev/null", exclusive=True)
+    script = "\n".join(["#!/bin/bash", *options.directives(), "sleep 120", ""])
+    return asyncio.run(CliBackend(LocalRunner()).submit_job(options, script, user="bob"))

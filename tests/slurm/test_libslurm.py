@@ -13,6 +13,7 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -160,21 +161,22 @@ async def test_libslurm_reads_jobs_in_every_state_as_squeue_does(
     part = await partition(nodes=("gpu-t4-2",), max_time_minutes=60)
     other = await partition(nodes=("gpu-t4-2",), max_time_minutes=60)
 
-    def script(body: str, *directives: str) -> str:
-        lines = [f"#SBATCH --partition={part}", f"#SBATCH --output={workdir}/%j.out"]
-        return "\n".join(["#!/bin/bash", *lines, *(f"#SBATCH {d}" for d in directives), body])
+    async def submit(body: str, *, user: str, partition: str = part, **given: Any) -> int:
+        options = SlurmOptions(partition=partition, output=f"{workdir}/%j.out", **given)
+        script = "\n".join(["#!/bin/bash", *options.directives(), body, ""])
+        return await backend.submit_job(options, script, user=user)
 
-    done = await backend.submit(script("true", "--job-name=done"), user="bob")
+    done = await submit("true", user="bob", job_name="done")
     await wait_job(backend, done, part, lambda j: j.finished)
-    failed = await backend.submit(script("exit 3", "--comment=bai:x"), user="alice")
+    failed = await submit("exit 3", user="alice", comment="bai:x")
     await wait_job(backend, failed, part, lambda j: j.finished)
-    running = await backend.submit(script("sleep 600", "--time=30", "--requeue"), user="alice")
+    running = await submit("sleep 600", user="alice", time_minutes=30, requeue=True)
     await wait_job(backend, running, part, lambda j: j.state == "RUNNING")
-    pending = await backend.submit(script("true", "--nodes=1", "--nice=50"), user="bob")
-    cancelled = await backend.submit(script("true"), user="alice")
+    pending = await submit("true", user="bob", nodes=1, nice=50)
+    cancelled = await submit("true", user="alice")
     await backend.cancel(cancelled)
     await wait_job(backend, cancelled, part, lambda j: j.finished)
-    await backend.submit(script("true").replace(part, other), user="alice")  # not asked for
+    await submit("true", user="alice", partition=other)  # not asked for
 
     from_squeue = await backend.jobs([part])
     from_libslurm = await libslurm_backend.jobs([part])

@@ -8,6 +8,7 @@ import pytest
 
 from adapter.backends import CliBackend, PartitionSpec
 from adapter.backends.partition_conf import partition_names
+from adapter.backends.slurm_options import SlurmOptions
 from tests.cluster import sh
 from tests.slurm.conftest import PartitionFactory, daemonctl, wait_job
 
@@ -18,10 +19,9 @@ async def test_partition_and_its_running_job_survive_reconfigure_and_restart(
     backend: CliBackend, partition: PartitionFactory, workdir: Path
 ) -> None:
     part = await partition(nodes=("gpu-t4-1",), priority_tier=10, grace_time_seconds=5)
-    script = (
-        f"#!/bin/bash\n#SBATCH --partition={part}\n#SBATCH --output={workdir}/o.txt\nsleep 600\n"
-    )
-    job_id = await backend.submit(script, user="bob")
+    options = SlurmOptions(partition=part, output=f"{workdir}/o.txt")
+    script = "\n".join(["#!/bin/bash", *options.directives(), "sleep 600", ""])
+    job_id = await backend.submit_job(options, script, user="bob")
     running = await wait_job(backend, job_id, part, lambda j: j.state == "RUNNING")
 
     assert sh("scontrol", "reconfigure").returncode == 0

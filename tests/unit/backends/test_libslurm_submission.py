@@ -1,9 +1,11 @@
-"""What `Submission.from_script` reads from a script that comes as text (a node's setup job):
-the `#SBATCH` lines, as sbatch reads them, into the `SlurmOptions` in-process submission takes.
+"""What `Submission.from_script` reads from a script that comes as text (a job.json job
+recorded before bai kept its options): the `#SBATCH` lines, as sbatch reads them, into the
+`SlurmOptions` in-process submission takes.
 
-A job.json job's options never go through text (test_slurm_options.py); the real submissions
-are compared with sbatch's on the dev cluster (tests/slurm/test_libslurm.py). These cover the
-reading of every script bai renders, and the refusals.
+Every job bai submits now gives its options as data (test_slurm_options.py, and
+tests/unit/clusters/test_setup_job.py for a node's setup job); the real submissions are compared
+with sbatch's on the dev cluster (tests/slurm/test_libslurm.py). These cover the reading of
+every job script bai renders, and the refusals.
 """
 
 from __future__ import annotations
@@ -14,10 +16,8 @@ from pathlib import Path
 import pytest
 
 from adapter.backends.libslurm import Submission, parse_time
-from adapter.backends.slurm_options import SlurmOptions
 from adapter.errors import BackendError
 from adapter.jobs.script import render_job
-from adapter.scripts.setup_task import SetupJob, render_setup_script
 from tests.unit.jobs.test_golden import CASES
 
 GOLDEN = Path(__file__).parents[1] / "jobs" / "golden"
@@ -73,38 +73,6 @@ def test_every_job_script_reads_back_as_the_options_it_was_rendered_from(case: s
     options, script = render_job(CASES[case]())
 
     assert Submission.from_script(script).options() == options
-
-
-def test_node_setup_script_reads_node_and_reservation() -> None:
-    script = render_setup_script(
-        SetupJob(
-            partition="c-1",
-            node="gpu-t4-1",
-            reservation="bai-setup-c-1-gpu-t4-1",
-            comment="bai-setup:u:gpu-t4-1",
-            output_dir=None,
-            mount_root="/mnt",
-            command_line=None,
-            environment={},
-            secrets_file=None,
-            ssh_public_key=None,
-        )
-    )
-
-    sub = Submission.from_script(script)
-
-    assert (sub.node_list, sub.reservation) == ("gpu-t4-1", "bai-setup-c-1-gpu-t4-1")
-    assert (sub.name, sub.nodes, sub.std_out, sub.exclusive) == ("bai-setup", 1, "/dev/null", True)
-    assert sub.options() == SlurmOptions(
-        job_name="bai-setup",
-        partition="c-1",
-        nodelist="gpu-t4-1",
-        reservation="bai-setup-c-1-gpu-t4-1",
-        nodes=1,
-        exclusive=True,
-        comment="bai-setup:u:gpu-t4-1",
-        output="/dev/null",
-    )
 
 
 def test_directives_after_the_first_command_are_not_read() -> None:

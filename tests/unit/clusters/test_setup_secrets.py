@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from adapter.backends.base import PartitionSpec, SlurmBackend, SlurmJob, SlurmNode
+from adapter.backends.slurm_options import SlurmOptions, check_script
 from adapter.clusters.plan import SETUP_COMMENT
 from adapter.clusters.service import ClusterService
 from adapter.settings import ClusterSettings, Settings
@@ -40,15 +41,18 @@ class FakeRunner:
 
 
 class FakeBackend:
-    """Accepts every change; setup jobs get ids from 100 on."""
+    """Accepts every change; setup jobs get ids from 101 on, and are kept as submitted."""
 
     def __init__(self) -> None:
         self.runner = FakeRunner()
         self.next_id = 100
         self.cancelled: list[int] = []
         self.partitions: set[str] = set()
+        self.submitted: list[tuple[SlurmOptions, str, str]] = []
 
-    async def submit(self, script: str, *, user: str, args: Sequence[str] = ()) -> int:
+    async def submit_job(self, options: SlurmOptions, script: str, *, user: str) -> int:
+        check_script(options, script)  # as both real backends do
+        self.submitted.append((options, script, user))
         self.next_id += 1
         return self.next_id
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -19,8 +20,15 @@ T0 = datetime(2026, 12, 1, 12, 0, 0, 700_000, tzinfo=UTC)
 INCLUDE = "/etc/slurm/adapter-partitions.conf"
 
 
-def script(*directives: str) -> str:
-    return "#!/bin/bash\n" + "".join(f"#SBATCH {d}\n" for d in directives) + "\necho hi\n"
+def carrying(options: SlurmOptions) -> str:
+    """A script whose `#SBATCH` lines are the options, as bai renders one."""
+    return "#!/bin/bash\n" + "".join(f"{d}\n" for d in options.directives()) + "\necho hi\n"
+
+
+async def submit(fake: FakeSlurm, *, user: str = "alice", **given: Any) -> int:
+    """A job as bai submits one: its options as data, and a script carrying them."""
+    options = SlurmOptions(**given)
+    return await fake.submit_job(options, carrying(options), user=user)
 
 
 def slurm(*partitions: PartitionSpec) -> FakeSlurm:
@@ -44,12 +52,12 @@ def test_it_is_a_slurm_backend() -> None:
 
 async def test_submit_gives_increasing_ids_and_records_what_was_sent() -> None:
     fake = slurm(P)
-    first = await fake.submit(script("--partition=p", "--comment=bai:u1"), user="alice")
-    second = await fake.submit(script("-p", "p"), user="alice", args=["--nodes=2"])
+    first = await submit(fake, partition="p", comment="bai:u1")
+    second = await submit(fake, partition="p", nodes=2)
     assert (first, second) == (100, 101)
-    assert [(j.user, j.args, j.options.comment) for j in fake.submitted] == [
-        ("alice", (), "bai:u1"),
-        ("alice", ("--nodes=2",), None),
+    assert [(j.user, j.options.comment, j.options.nodes) for j in fake.submitted] == [
+        ("alice", "bai:u1", None),
+        ("alice", None, 2),
     ]
     (a, b) = await fake.jobs(["p"])
     assert (a.state, a.state_reason, a.comment, a.node_count, b.node_count) == (
@@ -74,29 +82,40 @@ async def test_submit_job_takes_the_options_as_data_and_checks_the_script_agains
     (job,) = await fake.jobs(["p"])
     assert (job.comment, job.node_count, job.requeue) == ("bai:u2", 2, False)
     with pytest.raises(BackendError, match="are not those of its options"):
-        await fake.submit_job(options, script("--partition=p"), user="alice")
+        await fake.submit_job(options, carrying(SlurmOptions(partition="p")), user="alice")
+    assert len(fake.submitted) == 1
+
+
+async def test_a_script_that_comes_as_text_is_read_as_sbatch_reads_it() -> None:
+    fake = slurm(P)
+    job_id = await fake.submit(
+        "#!/bin/bash\n#SBATCH -p p\ntrue\n", user="alice", args=["--nodes=2"]
+    )
+    sent = fake.job(job_id)
+    assert (sent.args, sent.options) == (("--nodes=2",), SlurmOptions(partition="p", nodes=2))
+    with pytest.raises(BackendError, match="does not handle the sbatch option"):
+        await fake.submit("#!/bin/bash\n#SBATCH -p p\n#SBATCH --array=1-3\ntrue\n", user="alice")
     assert len(fake.submitted) == 1
 
 
 @pytest.mark.parametrize(
-    ("directives", "user", "says"),
+    ("given", "user", "says"),
     [
-        (("--partition=nope",), "alice", "Invalid partition name specified"),
-        ((), "alice", "Invalid partition name specified"),
-        (("--partition=p",), "bob", "User's group not permitted to use this partition"),
-        (("--partition=p", "--nodes=3"), "alice", "Node count specification invalid"),
-        (("--partition=low", "--time=1441"), "alice", "Requested time limit is invalid"),
-        (("--partition=p", "--reservation=r"), "alice", "Requested reservation is invalid"),
-        (("--partition=p", "--nodelist=n3"), "alice", "Requested node configuration"),
-        (("--partition=p", "--array=1-3"), "alice", "does not handle the sbatch option"),
+        ({"partition": "nope"}, "alice", "Invalid partition name specified"),
+        ({}, "alice", "Invalid partition name specified"),
+        ({"partition": "p"}, "bob", "User's group not permitted to use this partition"),
+        ({"partition": "p", "nodes": 3}, "alice", "Node count specification invalid"),
+        ({"partition": "low", "time_minutes": 1441}, "alice", "Requested time limit is invalid"),
+        ({"partition": "p", "reservation": "r"}, "alice", "Requested reservation is invalid"),
+        ({"partition": "p", "nodelist": "n3"}, "alice", "Requested node configuration"),
     ],
 )
 async def test_sbatch_refuses_what_slurm_refuses(
-    directives: tuple[str, ...], user: str, says: str
+    given: dict[str, Any], user: str, says: str
 ) -> None:
     fake = slurm(P, LOW)
     with pytest.raises(BackendError, match=says) as info:
-        await fake.submit(script(*directives), user=user)
+        await submit(fake, user=user, **given)
     assert not isinstance(info.value, BackendUnavailable)
     assert fake.submitted == []
 
@@ -104,14 +123,14 @@ async def test_sbatch_refuses_what_slurm_refuses(
 async def test_a_drained_partition_takes_no_new_job_and_an_unknown_user_is_unavailable() -> None:
     fake = slurm(PartitionSpec(name="p", nodes=("n1",), state="DRAIN"))
     with pytest.raises(BackendError, match="Required partition not available"):
-        await fake.submit(script("--partition=p"), user="alice")
+        await submit(fake, partition="p")
     with pytest.raises(BackendUnavailable, match="no Unix user 'nobody-here'"):
-        await fake.submit(script("--partition=p"), user="nobody-here")
+        await submit(fake, partition="p", user="nobody-here")
 
 
 async def test_a_job_runs_and_ends_as_squeue_reports_it() -> None:
     fake = slurm(P)
-    ok = await fake.submit(script("--partition=p", "--nodes=2"), user="alice")
+    ok = await submit(fake, partition="p", nodes=2)
     assert fake.start(ok) == ("n1", "n2")
     (running,) = await fake.jobs(["p"])
     assert (running.state, running.nodes, running.batch_host) == ("RUNNING", ("n1", "n2"), "n1")
@@ -132,8 +151,8 @@ async def test_a_job_runs_and_ends_as_squeue_reports_it() -> None:
 
 async def test_cancel_is_idempotent_and_says_how_the_job_ended() -> None:
     fake = slurm(P)
-    pending = await fake.submit(script("--partition=p"), user="alice")
-    running = await fake.submit(script("--partition=p"), user="alice")
+    pending = await submit(fake, partition="p")
+    running = await submit(fake, partition="p")
     fake.start(running)
     for job_id in (pending, running, pending, 999):  # again, and one Slurm never knew
         await fake.cancel(job_id)
@@ -147,7 +166,7 @@ async def test_cancel_is_idempotent_and_says_how_the_job_ended() -> None:
 
 async def test_requeue_and_preemption_count_restarts_and_wait_for_begin_time() -> None:
     fake = slurm(LOW)
-    job_id = await fake.submit(script("--partition=low", "--signal=B:USR1@60"), user="alice")
+    job_id = await submit(fake, partition="low", signal="USR1", signal_seconds=60)
     fake.start(job_id)
     fake.preempt(job_id)
     (job,) = await fake.jobs(["low"])
@@ -169,8 +188,8 @@ async def test_requeue_and_preemption_count_restarts_and_wait_for_begin_time() -
 
 async def test_a_job_that_may_not_requeue_ends_when_preempted_or_its_node_fails() -> None:
     fake = slurm(LOW)
-    first = await fake.submit(script("--partition=low", "--no-requeue"), user="alice")
-    second = await fake.submit(script("--partition=low", "--no-requeue"), user="alice")
+    first = await submit(fake, partition="low", requeue=False)
+    second = await submit(fake, partition="low", requeue=False)
     fake.start(first, ["n1"])
     fake.start(second, ["n2"])
     with pytest.raises(BackendError, match="presently disabled"):
@@ -185,7 +204,7 @@ async def test_a_job_that_may_not_requeue_ends_when_preempted_or_its_node_fails(
 
 async def test_schedule_fills_free_nodes_oldest_first_and_leaves_held_jobs() -> None:
     fake = slurm(P)
-    ids = [await fake.submit(script("--partition=p"), user="alice") for _ in range(3)]
+    ids = [await submit(fake, partition="p") for _ in range(3)]
     fake.hold(ids[0])
     assert fake.schedule() == ids[1:]
     assert fake.schedule() == []  # both nodes are taken now
@@ -193,7 +212,7 @@ async def test_schedule_fills_free_nodes_oldest_first_and_leaves_held_jobs() -> 
         fake.start(ids[0])
     with pytest.raises(ValueError, match="needs 1 free node"):
         fake.start(ids[0], ["n3"])  # not a node of its partition
-    queued = await fake.submit(script("--partition=p"), user="alice")
+    queued = await submit(fake, partition="p")
     fake.add_partition(dataclasses.replace(P, state="DRAIN"))
     fake.finish(ids[1])
     assert fake.schedule() == [queued]  # a drained partition still runs what was queued
@@ -203,10 +222,8 @@ async def test_a_reserved_node_runs_only_its_reservations_jobs() -> None:
     fake = slurm(P)
     await fake.reserve_node("setup-n1", "n1", "alice")
     await fake.reserve_node("setup-n1", "n1", "alice")  # idempotent
-    plain = await fake.submit(script("--partition=p"), user="alice")
-    setup = await fake.submit(
-        script("--partition=p", "--reservation=setup-n1", "--nodelist=n1"), user="alice"
-    )
+    plain = await submit(fake, partition="p")
+    setup = await submit(fake, partition="p", reservation="setup-n1", nodelist="n1")
     assert fake.start(plain) == ("n2",)
     assert fake.start(setup) == ("n1",)
     await fake.release_reservation("setup-n1")
@@ -226,7 +243,7 @@ async def test_partitions_go_to_the_include_file_first_and_leave_it_last() -> No
     (live,) = await fake.partitions()
     assert (live.nodes, live.preempt_mode, live.max_time) == (("n1",), "REQUEUE", "1-00:00:00")
 
-    job_id = await fake.submit(script("--partition=c1-abc123"), user="alice")
+    job_id = await submit(fake, partition="c1-abc123")
     with pytest.raises(BackendError, match="Partition is in use"):
         await fake.remove_partition("c1-abc123")
     assert await fake.configured_partitions() == ["c1-abc123"]  # the file keeps it
@@ -259,6 +276,6 @@ async def test_an_unreachable_slurm_fails_every_call_as_unavailable() -> None:
     with pytest.raises(BackendUnavailable, match="slurmctld is not answering"):
         await fake.nodes()
     with pytest.raises(BackendUnavailable):
-        await fake.submit(script("--partition=p"), user="alice")
+        await submit(fake, partition="p")
     fake.unreachable = False
     assert len(await fake.nodes()) == 4
