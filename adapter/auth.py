@@ -20,9 +20,11 @@ from typing import Literal
 
 from adapter import munge
 from adapter.accounts import system_account
+from adapter.clock import now
 from adapter.errors import Forbidden, InvalidRequest, NotFound, Unauthorized
+from adapter.records import TokenRecord
 from adapter.settings import AuthSettings
-from adapter.store import Store, TokenRecord, now
+from adapter.store import Store
 
 TOKEN_PREFIX = "bai_"
 DEFAULT_EXPIRY = "90d"

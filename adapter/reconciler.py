@@ -15,9 +15,10 @@ from collections.abc import Awaitable, Callable
 import structlog
 
 from adapter.backends.base import SlurmBackend
+from adapter.clock import Clock, now
 from adapter.errors import BackendError, BackendUnavailable
 from adapter.snapshot import SlurmHealth, Snapshot
-from adapter.store import Store, now
+from adapter.store import Store
 
 log = structlog.get_logger(__name__)
 
@@ -27,8 +28,11 @@ PassHook = Callable[[Snapshot], Awaitable[None]]
 class Reconciler:
     """Owns the last snapshot and the loop that refreshes it."""
 
-    def __init__(self, store: Store, backend: SlurmBackend, interval: float) -> None:
+    def __init__(
+        self, store: Store, backend: SlurmBackend, interval: float, clock: Clock = now
+    ) -> None:
         self.store = store
+        self.clock = clock
         self.backend = backend
         self.interval = interval
         self.snapshot: Snapshot | None = None
@@ -51,7 +55,7 @@ class Reconciler:
         Writes that act on running jobs (scale down, delete) plan on a fresh one: a job that
         started since the last pass must be requeued or waited for, not missed.
         """
-        taken = now()  # before asking: what was submitted before this is in the answer
+        taken = self.clock()  # before asking: what was submitted before this is in the answer
         partitions = [c.partition for c in self.store.clusters()]
         nodes = await self.backend.nodes()
         jobs = await self.backend.jobs(partitions)
@@ -68,7 +72,7 @@ class Reconciler:
             snap = await self.take_snapshot()
             for hook in self.hooks:
                 await hook(snap)
-            self.health.last_success = now()
+            self.health.last_success = self.clock()
             self.health.last_error = None
             return snap
         except BackendError as exc:

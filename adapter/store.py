@@ -1,8 +1,8 @@
 """The store: SQLite in WAL mode, plain SQL so PostgreSQL can back it later (DESIGN.md 3).
 
-Holds the desired state (workspaces, experiments, clusters and their nodes, jobs), long-running
-operations, API tokens and the outcome counters of /metrics. Reads for the API come from here,
-never from Slurm.
+Persists the records of `adapter.records` (the desired state: workspaces, experiments, clusters
+and their nodes, jobs; long-running operations; API tokens) and the outcome counters of
+/metrics. Reads for the API come from here, never from Slurm.
 """
 
 from __future__ import annotations
@@ -14,10 +14,22 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from adapter.clock import Clock, now
+from adapter.records import (
+    Cluster,
+    ClusterNode,
+    Experiment,
+    Job,
+    JobInfo,
+    Operation,
+    OperationKind,
+    TokenRecord,
+    Workspace,
+)
 
 SCHEMA_VERSION = 2
 
@@ -79,10 +91,6 @@ MIGRATIONS = {
 }
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _ts(value: datetime) -> str:
     return value.astimezone(UTC).isoformat()
 
@@ -91,126 +99,11 @@ def _dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-@dataclass
-class Workspace:
-    sub: str
-    rg: str
-    name: str
-    location: str
-    tags: dict[str, str]
-    created: datetime
-    state: str
-    state_changed: datetime
-    owner: str  # the Unix user who created it
-
-
-@dataclass
-class Experiment:
-    sub: str
-    rg: str
-    ws: str
-    name: str
-    created: datetime
-    state: str
-    state_changed: datetime
-    owner: str
-
-
-@dataclass
-class ClusterNode:
-    node: str
-    state: str  # preparing | ready | failed | leaving
-    setup_job: int | None
-    since: datetime
-    idle_since: datetime | None
-
-
-@dataclass
-class Cluster:
-    uid: str
-    sub: str
-    rg: str
-    ws: str
-    name: str
-    partition: str
-    node_type: str
-    priority: str  # dedicated | lowpriority
-    properties: dict[str, Any]  # the create request's properties, secrets removed
-    secrets: dict[str, Any]  # secret values kept out of `properties`
-    owner: str
-    created: datetime
-    provisioning_state: str
-    provisioning_changed: datetime
-    allocation_state: str
-    allocation_changed: datetime
-    errors: list[dict[str, Any]]
-    nodes: dict[str, ClusterNode] = field(default_factory=dict)
-
-
-@dataclass
-class Job:
-    uid: str
-    sub: str
-    rg: str
-    ws: str
-    exp: str
-    name: str
-    cluster_uid: str
-    owner: str
-    properties: dict[str, Any]  # the create request's properties, secret values removed
-    secrets: dict[str, str]
-    script: str  # the rendered batch script (kept so a resubmission is the same script)
-    info: dict[str, Any]  # what bai derived at creation: layout, capped limit, tool type
-    created: datetime
-    provisioning_state: str
-    provisioning_changed: datetime
-    execution_state: str  # queued | running | terminating | succeeded | failed
-    execution_changed: datetime
-    # What Slurm and the job have made of it so far (the defaults: a job not yet submitted).
-    slurm_id: int | None = None
-    terminate: bool = False
-    start_time: datetime | None = None
-    end_time: datetime | None = None
-    exit_code: int | None = None
-    errors: list[dict[str, Any]] = field(default_factory=list)
-    restarts: int = 0
-    nodes: list[str] = field(default_factory=list)
-
-    @property
-    def final(self) -> bool:
-        return self.execution_state in {"succeeded", "failed"}
-
-
-@dataclass
-class Operation:
-    id: str
-    kind: str
-    target: str
-    status: str  # InProgress | Succeeded | Failed
-    error: dict[str, Any] | None
-    created: datetime
-    updated: datetime
-    owner: str  # who asked for it: only they (and admins) may read its status
-
-
-@dataclass(frozen=True)
-class TokenRecord:
-    """A stored token: the SHA-256 of the token (never the token), its user and dates.
-    `expires` None: never (tokens made before expiry existed, and the dev token)."""
-
-    hash: str
-    user: str
-    admin: bool
-    label: str
-    created: datetime
-    expires: datetime | None
-    last_used: datetime | None
-
-
 class Store:
     """Access to the SQLite store. One connection, used from the event loop thread."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, clock: Clock = now) -> None:
+        self.clock = clock  # the time operations begin and succeed
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         new = not path.exists()
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -610,7 +503,7 @@ class Store:
             return False
         return True
 
-    def set_job_info(self, uid: str, info: dict[str, Any]) -> None:
+    def set_job_info(self, uid: str, info: JobInfo) -> None:
         """Replace what bai keeps of a job beside Slurm's view (a job array's tasks)."""
         self._run("UPDATE jobs SET info = ? WHERE uid = ?", json.dumps(info), uid)
 
@@ -661,7 +554,7 @@ class Store:
         return _operation(row) if row else None
 
     def operations_in_progress(
-        self, *, target: str | None = None, kind: str | None = None
+        self, *, target: str | None = None, kind: OperationKind | None = None
     ) -> list[Operation]:
         """Operations still in progress (of this target, of this kind), oldest first."""
         sql, args = "SELECT * FROM operations WHERE status = 'InProgress'", list[str]()
@@ -671,7 +564,9 @@ class Store:
             sql, args = sql + " AND kind = ?", [*args, kind]
         return [_operation(row) for row in self._all(sql + " ORDER BY created", *args)]
 
-    def begin_operation(self, kind: str, target: str, owner: str) -> tuple[Operation, bool]:
+    def begin_operation(
+        self, kind: OperationKind, target: str, owner: str
+    ) -> tuple[Operation, bool]:
         """The operation of this kind in progress on `target` for `owner`, or a new one; True
         if new. Two users deleting one shared thing each get an operation they may poll."""
         existing = [
@@ -679,7 +574,7 @@ class Store:
         ]
         if existing:
             return existing[0], False
-        t = now()
+        t = self.clock()
         op = Operation(str(uuid.uuid4()), kind, target, "InProgress", None, t, t, owner)
         self.put_operation(op)
         return op, True
@@ -689,7 +584,7 @@ class Store:
         self._run(
             "UPDATE operations SET status = 'Succeeded', updated = ? "
             "WHERE status = 'InProgress' AND target = ?",
-            _ts(now()),
+            _ts(self.clock()),
             target,
         )
 

@@ -21,7 +21,8 @@ from typing import TypeVar
 
 from adapter.auth import Principal
 from adapter.errors import Forbidden, InvalidRequest, NotFound
-from adapter.store import Cluster, Experiment, Job, Operation, Store, Workspace
+from adapter.records import Cluster, Experiment, Job, Operation, Workspace
+from adapter.store import Store
 from adapter.unix import groups_of, primary_group
 
 SHARE_TAG = "bai-groups"

@@ -6,13 +6,15 @@ from __future__ import annotations
 import structlog
 
 from adapter.auth import Principal
+from adapter.clock import Clock, now
 from adapter.clusters.service import ClusterKey, ClusterService
 from adapter.errors import Conflict, Forbidden
 from adapter.jobs.service import JobService
 from adapter.jobs.translate import JobKey
 from adapter.models.workspaces import WorkspaceCreateParameters
+from adapter.records import Experiment, Operation, Workspace
 from adapter.snapshot import Snapshot
-from adapter.store import Experiment, Operation, Store, Workspace, now
+from adapter.store import Store
 from adapter.tenancy import (
     can_see,
     check_sharing,
@@ -27,8 +29,11 @@ log = structlog.get_logger(__name__)
 class WorkspaceService:
     """Workspaces and experiments."""
 
-    def __init__(self, store: Store, clusters: ClusterService, jobs: JobService) -> None:
+    def __init__(
+        self, store: Store, clusters: ClusterService, jobs: JobService, clock: Clock = now
+    ) -> None:
         self.store = store
+        self.clock = clock
         self.clusters = clusters
         self.jobs = jobs
 
@@ -63,7 +68,7 @@ class WorkspaceService:
             self.store.put_workspace(existing)
             return existing
         check_sharing(body.tags, principal, principal.user)
-        t = now()
+        t = self.clock()
         ws = Workspace(sub, rg, name, body.location, body.tags, t, "succeeded", t, principal.user)
         self.store.put_workspace(ws)
         log.info("workspace created", workspace=f"{rg}/{name}", owner=principal.user)
@@ -91,7 +96,7 @@ class WorkspaceService:
         target = f"workspace:{sub}/{rg}/{name}"
         op, _ = self.store.begin_operation("delete-workspace", target, principal.user)
         if ws.state != "deleting":
-            ws.state, ws.state_changed = "deleting", now()
+            ws.state, ws.state_changed = "deleting", self.clock()
             self.store.put_workspace(ws)
             log.info("workspace deletion started", workspace=f"{rg}/{name}")
         for ex in self.store.experiments(sub, rg, name):
@@ -107,13 +112,13 @@ class WorkspaceService:
             sub, rg, ws, name = op.target.removeprefix("experiment:").split("/", 3)
             if not self.store.jobs(sub, rg, ws, name):
                 self.store.delete_experiment(sub, rg, ws, name)
-                op.status, op.updated = "Succeeded", now()
+                op.status, op.updated = "Succeeded", self.clock()
                 self.store.put_operation(op)
         for op in self.store.operations_in_progress(kind="delete-workspace"):
             sub, rg, name = op.target.removeprefix("workspace:").split("/", 2)
             if not self.store.clusters(sub, rg, name) and not self.store.experiments(sub, rg, name):
                 self.store.delete_workspace(sub, rg, name)
-                op.status, op.updated = "Succeeded", now()
+                op.status, op.updated = "Succeeded", self.clock()
                 self.store.put_operation(op)
                 log.info("workspace deleted", workspace=f"{rg}/{name}")
 
@@ -135,7 +140,7 @@ class WorkspaceService:
         existing = self.store.experiment(sub, rg, ws, name)
         if existing is not None:
             return existing
-        t = now()
+        t = self.clock()
         ex = Experiment(sub, rg, ws, name, t, "succeeded", t, owner)
         self.store.put_experiment(ex)
         return ex
@@ -151,7 +156,7 @@ class WorkspaceService:
         target = f"experiment:{sub}/{rg}/{ws}/{name}"
         op, _ = self.store.begin_operation("delete-experiment", target, owner)
         if ex.state != "deleting":
-            ex.state, ex.state_changed = "deleting", now()
+            ex.state, ex.state_changed = "deleting", self.clock()
             self.store.put_experiment(ex)
         for job in self.store.jobs(sub, rg, ws, name):
             await self.jobs.delete(JobKey(sub, rg, ws, name, job.name), owner)

@@ -26,9 +26,10 @@ from adapter.metrics.collector import BaiCollector
 from adapter.metrics.events import MetricEvents
 from adapter.metrics.exposition import Exposition
 from adapter.reconciler import Reconciler
+from adapter.records import Cluster, ClusterNode, Job
 from adapter.settings import Settings
 from adapter.snapshot import Snapshot
-from adapter.store import Cluster, ClusterNode, Job, Store
+from adapter.store import Store
 
 # vpenso/prometheus-slurm-exporter: cpus, nodes, node, partitions (2), queue, accounts, users,
 # sshare, sdiag.

@@ -20,6 +20,7 @@ from adapter.backends.base import SlurmBackend
 from adapter.backends.cli import CliBackend
 from adapter.backends.libslurm import Libslurm, LibslurmBackend
 from adapter.backends.runner import LocalRunner
+from adapter.clock import Clock, now
 from adapter.clusters.service import ClusterService
 from adapter.errors import BackendError
 from adapter.jobs.service import JobService
@@ -35,20 +36,23 @@ from adapter.workspaces import WorkspaceService
 log = structlog.get_logger(__name__)
 
 
-def build_services(settings: Settings, backend: SlurmBackend | None = None) -> Services:
-    """Everything the API needs, from settings (the backend may be given, for tests)."""
-    store = Store(settings.db_path)
+def build_services(
+    settings: Settings, backend: SlurmBackend | None = None, clock: Clock = now
+) -> Services:
+    """Everything the API needs, from settings (the backend and the clock may be given, for
+    tests)."""
+    store = Store(settings.db_path, clock)
     runner = LocalRunner()
     if backend is None:
         backend = slurm_backend(settings, runner)
-    reconciler = Reconciler(store, backend, settings.clusters.reconcile_interval_seconds)
+    reconciler = Reconciler(store, backend, settings.clusters.reconcile_interval_seconds, clock)
     cluster_service = ClusterService(
-        store, backend, settings, reconciler.latest, reconciler.take_snapshot
+        store, backend, settings, reconciler.latest, reconciler.take_snapshot, clock=clock
     )
     events = MetricEvents(store)
-    job_service = JobService(store, backend, settings, cluster_service, events)
+    job_service = JobService(store, backend, settings, cluster_service, events, clock)
     cluster_service.held_demand = job_service.held_nodes
-    workspace_service = WorkspaceService(store, cluster_service, job_service)
+    workspace_service = WorkspaceService(store, cluster_service, job_service, clock)
     # Clusters first (they may grow for held jobs), then jobs, then finished deletions.
     reconciler.hooks += [
         cluster_service.converge_all,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import Response
 
 from adapter.api.deps import API_VERSION
-from adapter.store import Operation
+from adapter.records import Operation
 
 PROVIDER_ROOT = "/subscriptions/{sub}/providers/Microsoft.BatchAI"
 

@@ -7,9 +7,9 @@ from datetime import datetime
 from typing import Any
 
 from adapter.clusters.view import node_state_counts
+from adapter.records import Cluster, Experiment, Job, Workspace
 from adapter.scripts.setup_task import setup_output_suffix
 from adapter.snapshot import Snapshot
-from adapter.store import Cluster, Experiment, Job, Workspace
 
 PROVIDER = "Microsoft.BatchAI"
 

@@ -9,11 +9,9 @@ cannot give different jobs.
 
 from __future__ import annotations
 
-import dataclasses
 import signal as signals
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict
 
 from adapter.errors import BackendError
 from adapter.scripts.shell import directive
@@ -21,6 +19,27 @@ from adapter.scripts.shell import directive
 # What sbatch's `#SBATCH` reader does not take literally: word breaks, quotes, escapes and
 # comments (reference/sbatch.md). A value with one would not reach Slurm as it is here.
 _UNREAD = frozenset(" \t'\"\\#")
+
+
+class SlurmOptionsJson(TypedDict):
+    """SlurmOptions as plain JSON values, as a job's record keeps them."""
+
+    job_name: str | None
+    partition: str | None
+    nodelist: str | None
+    reservation: str | None
+    nodes: int | None
+    exclusive: bool
+    gres: str | None
+    time_minutes: int | None
+    nice: int | None
+    comment: str | None
+    chdir: str | None
+    output: str | None
+    error: str | None
+    requeue: bool | None
+    signal: str | None
+    signal_seconds: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,12 +109,29 @@ class SlurmOptions:
         """The `#SBATCH` lines sbatch reads these options from."""
         return [directive(option, value) for option, value in self.words()]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> SlurmOptionsJson:
         """Plain JSON values, for a job's record (`from_json` reads them back)."""
-        return dataclasses.asdict(self)
+        return SlurmOptionsJson(
+            job_name=self.job_name,
+            partition=self.partition,
+            nodelist=self.nodelist,
+            reservation=self.reservation,
+            nodes=self.nodes,
+            exclusive=self.exclusive,
+            gres=self.gres,
+            time_minutes=self.time_minutes,
+            nice=self.nice,
+            comment=self.comment,
+            chdir=self.chdir,
+            output=self.output,
+            error=self.error,
+            requeue=self.requeue,
+            signal=self.signal,
+            signal_seconds=self.signal_seconds,
+        )
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> SlurmOptions:
+    def from_json(cls, data: SlurmOptionsJson) -> SlurmOptions:
         return cls(**data)
 
 

@@ -19,7 +19,7 @@ from adapter.errors import InvalidRequest
 # The settings, the store and the backends are imported by the commands that use them: every
 # `bai` command loads this module, and they are most of its start-up time.
 if TYPE_CHECKING:
-    from adapter.store import TokenRecord
+    from adapter.records import TokenRecord
 
 # adapter.auth.DEFAULT_EXPIRY (a unit test keeps the two equal), not imported: adapter.auth
 # loads the settings and the store.
@@ -102,8 +102,9 @@ def token_create(
 ) -> None:
     """Print a new bearer token bound to a Unix user (stored only as its SHA-256)."""
     from adapter.auth import create_token, hash_token, parse_expiry, short_ids
+    from adapter.clock import now
     from adapter.settings import load_settings
-    from adapter.store import Store, now
+    from adapter.store import Store
 
     settings = load_settings(config)
     at = now()
@@ -131,8 +132,9 @@ def token_create(
 def token_list(output: Output = Format.table, config: ConfigOption = None) -> None:
     """Every token, never the token nor its hash."""
     from adapter.auth import short_ids
+    from adapter.clock import now
     from adapter.settings import load_settings
-    from adapter.store import Store, now
+    from adapter.store import Store
 
     settings = load_settings(config)
     store = Store(settings.db_path)
@@ -210,8 +212,9 @@ def token_revoke(
 ) -> None:
     """Revoke tokens by id, label, user or expiry."""
     from adapter.auth import select_tokens, short_ids
+    from adapter.clock import now
     from adapter.settings import load_settings
-    from adapter.store import Store, now
+    from adapter.store import Store
 
     if not ids and label is None and user is None and not expired:
         raise InvalidRequest("name the tokens to revoke: ids, --label, --user or --expired")

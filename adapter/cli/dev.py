@@ -31,8 +31,9 @@ def init(
     """Write BAI_URL, BAI_TOKEN, BAI_CA and BAI_DEV_STORAGE_ROOT to .dev/env (token kept)."""
     # Imported here, not for every `bai` command: they are most of the CLI's start-up time.
     from adapter.auth import authenticate, create_token
+    from adapter.clock import now
     from adapter.settings import load_settings
-    from adapter.store import Store, now
+    from adapter.store import Store
 
     settings = load_settings(config)
     store = Store(settings.db_path)

@@ -16,8 +16,8 @@ from adapter.backends.base import PartitionSpec, SlurmJob, SlurmNode
 from adapter.clusters.inventory import REASON_PREFIX
 from adapter.errors import QuotaExceeded
 from adapter.models.clusters import ScaleSettings
+from adapter.records import Cluster, ClusterNode
 from adapter.settings import ClusterSettings
-from adapter.store import Cluster, ClusterNode
 
 SETUP_COMMENT = "bai-setup"
 # A setup job that Slurm has never shown after this long is taken as lost.

@@ -15,8 +15,8 @@ from typing import Literal
 
 from adapter.clusters.inventory import NodeType
 from adapter.clusters.plan import scale_of
+from adapter.records import Cluster
 from adapter.settings import QuotaSettings
-from adapter.store import Cluster
 
 PRIORITIES = ("dedicated", "lowpriority")
 WORDS = {"dedicated": "dedicated", "lowpriority": "low-priority"}

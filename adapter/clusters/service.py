@@ -17,6 +17,7 @@ from adapter.accounts import system_account
 from adapter.auth import Principal
 from adapter.backends.base import PartitionSpec, SlurmBackend
 from adapter.backends.runner import Runner
+from adapter.clock import Clock, now
 from adapter.clusters import quotas
 from adapter.clusters.inventory import NodeType, resolve_vm_size
 from adapter.clusters.plan import (
@@ -37,11 +38,12 @@ from adapter.errors import (
 )
 from adapter.jobs.volumes import resolve_volumes
 from adapter.models.clusters import ClusterCreateParameters, ScaleSettings
+from adapter.records import AllocationState, Cluster, Operation
 from adapter.scripts.setup_task import SetupJob, render_setup, setup_output_suffix
 from adapter.scripts.shell import expand_path, export
 from adapter.settings import QuotaSettings, Settings
 from adapter.snapshot import Snapshot
-from adapter.store import Cluster, Operation, Store, now
+from adapter.store import Store
 from adapter.tenancy import missing_cluster, slurm_groups
 from adapter.unix import groups_of, primary_group
 
@@ -104,6 +106,7 @@ class ClusterService:
         snapshot: Callable[[], Snapshot | None],
         refresh: Callable[[], Awaitable[Snapshot]],
         held_demand: Callable[[Cluster], int] = lambda _c: 0,
+        clock: Clock = now,
     ) -> None:
         self.store = store
         self.backend = backend
@@ -111,6 +114,7 @@ class ClusterService:
         self.snapshot = snapshot
         self.refresh = refresh
         self.held_demand = held_demand
+        self.clock = clock
         self.lock = asyncio.Lock()
         # Partition specs applied by this process; a spec is re-applied when it differs.
         self._applied: dict[str, PartitionSpec] = {}
@@ -187,7 +191,7 @@ class ClusterService:
             if props.scale_settings.auto_scale is not None:
                 # initialNodeCount applies once, at creation: as demand for that many nodes.
                 initial = props.scale_settings.auto_scale.initial_node_count
-            t = now()
+            t = self.clock()
             cluster = Cluster(
                 uid=uid,
                 sub=key.sub,
@@ -242,7 +246,7 @@ class ClusterService:
             cluster = self.get(key)
             op = self.store.begin_operation("delete-cluster", cluster.uid, owner)[0]
             if cluster.provisioning_state != "deleting":
-                t = now()
+                t = self.clock()
                 cluster.provisioning_state, cluster.provisioning_changed = "deleting", t
                 self.store.put_cluster(cluster)
                 log.info("cluster deletion started", cluster=str(key))
@@ -476,7 +480,7 @@ class ClusterService:
             ),
             low_shared=low_shared,
             held_demand=self.held_demand(cluster) + extra_demand,
-            now=now(),
+            now=self.clock(),
             allow_groups=self._allow_groups(cluster),
             quota_nodes=None
             if room is None or node_type is None
@@ -630,9 +634,8 @@ class ClusterService:
             return False
         return True
 
-    @staticmethod
-    def _record_state(cluster: Cluster, plan: ClusterPlan) -> None:
-        t = now()
+    def _record_state(self, cluster: Cluster, plan: ClusterPlan) -> None:
+        t = self.clock()
         if cluster.provisioning_state == "creating":
             cluster.provisioning_state, cluster.provisioning_changed = "succeeded", t
         resizing = any(r.state in {"preparing", "leaving"} for r in cluster.nodes.values())
@@ -640,7 +643,7 @@ class ClusterService:
         if scale.manual is not None:
             active = sum(1 for r in cluster.nodes.values() if r.state != "leaving")
             resizing = resizing or active != scale.manual.target_node_count
-        state = "resizing" if resizing else "steady"
+        state: AllocationState = "resizing" if resizing else "steady"
         if state != cluster.allocation_state:
             cluster.allocation_state, cluster.allocation_changed = state, t
         failed = [n for n, r in cluster.nodes.items() if r.state == "failed"]

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from adapter.backends.base import SlurmJob
 from adapter.clusters.inventory import NODE_STATES, batchai_node_state
+from adapter.records import Cluster
 from adapter.settings import RemoteLoginSettings
 from adapter.snapshot import Snapshot
-from adapter.store import Cluster
 
 
 def node_states(cluster: Cluster, snapshot: Snapshot | None) -> dict[str, str]:

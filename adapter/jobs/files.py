@@ -18,10 +18,10 @@ from urllib.parse import quote as urlquote
 from adapter import boundary
 from adapter.errors import InvalidRequest, NotFound
 from adapter.jobs.signing import UrlSigner
-from adapter.jobs.spool import Owner
-from adapter.jobs.volumes import Volume, adapter_view
+from adapter.jobs.spool import Owner, volumes_of
+from adapter.jobs.volumes import adapter_view
+from adapter.records import Job
 from adapter.sbatch.patterns import default_output, expand
-from adapter.store import Job
 
 STDOUTERR = "stdouterr"
 MAX_ENTRIES = 100_000  # one listing; deeper trees are listed directory by directory
@@ -54,9 +54,8 @@ def directory_of(job: Job, directory_id: str) -> str:
 def job_directory(job: Job, directory_id: str) -> tuple[str, str]:
     """Where the bai host reads that directory: the job's own directory (…/<segment>, the
     boundary's zone) and the path below it."""
-    volumes = [Volume(**{**v, "remote": None}) for v in job.info["volumes"]]
     node_path = directory_of(job, directory_id)
-    seen = adapter_view(node_path, volumes)
+    seen = adapter_view(node_path, volumes_of(job))
     if seen is None:
         raise InvalidRequest(
             f"the {directory_id} directory is on a volume bai cannot read ({node_path}); the "

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adapter.backends.base import SlurmJob
+from adapter.records import ExecutionState, FinalState
 
 MESSAGES = {
     "JobFailed": "Job failed with non-zero exit code{why}",
@@ -82,7 +83,7 @@ _CONTROL = re.compile(
 # the script's end record comes first). "queued" covers a job waiting for its first or next
 # run; every other live state is "running". TIMEOUT's error is the cap's when the cap set the
 # limit. A job.json job's CANCELLED is ClusterDeleted when its cluster went.
-SLURM_STATES: dict[str, tuple[str, str | None]] = {
+SLURM_STATES: dict[str, tuple[ExecutionState, str | None]] = {
     "PENDING": ("queued", None),
     "REQUEUED": ("queued", None),
     "REQUEUE_HOLD": ("queued", None),
@@ -112,7 +113,7 @@ KILLED_BY_SLURM = frozenset(
 )
 
 
-def live_state(slurm_state: str) -> str:
+def live_state(slurm_state: str) -> ExecutionState:
     """queued or running: a live job's state in Batch AI's words (an unknown word is a state
     a newer Slurm added; the job is Slurm's, so running)."""
     return SLURM_STATES.get(slurm_state, ("running", None))[0]
@@ -120,7 +121,7 @@ def live_state(slurm_state: str) -> str:
 
 @dataclass(frozen=True)
 class Outcome:
-    state: str  # succeeded | failed
+    state: FinalState
     exit_code: int | None
     errors: list[dict[str, Any]] = field(default_factory=list)
 

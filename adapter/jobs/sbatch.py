@@ -23,13 +23,13 @@ from adapter.auth import Principal
 from adapter.errors import InvalidRequest, NotFound
 from adapter.jobs.layout import JobLayout, job_segment
 from adapter.jobs.sbatch_script import SCRIPT_NAME, SbatchWrapper, render_sbatch_wrapper
-from adapter.jobs.service import JobService, job_labels
+from adapter.jobs.service import JobService, job_labels, layout_info, volume_info
 from adapter.jobs.volumes import ROOT_KINDS, resolve_volumes
 from adapter.models.common import NAME
 from adapter.models.sbatch import SbatchConfirm, SbatchSubmit
+from adapter.records import Cluster, Experiment, Job
 from adapter.sbatch.options import BY_NAME, Option, SbatchError
 from adapter.sbatch.values import parse_array, parse_nodes, parse_time
-from adapter.store import Cluster, Experiment, Job, now
 from adapter.workspaces import WorkspaceService
 
 log = structlog.get_logger(__name__)
@@ -272,7 +272,7 @@ class SbatchJobs:
             )
         )
         command = shlex.join([body.script_name or "(standard input)", *body.args])
-        t = now()
+        t = svc.clock()
         job = Job(
             uid=uid,
             sub=cluster.sub,
@@ -299,12 +299,12 @@ class SbatchJobs:
                 "kind": "sbatch",
                 "toolType": "custom",
                 "segment": segment,
-                "layout": layout.__dict__,
+                "layout": layout_info(layout),
                 "capped": tr.capped,
                 "limitSeconds": tr.limit_minutes * 60 if tr.limit_minutes else None,
                 "capSeconds": cap * 60,
                 "labels": job_labels(cluster),
-                "volumes": [v.__dict__ | {"remote": dict(v.remote or {})} for v in volumes],
+                "volumes": [volume_info(v) for v in volumes],
                 "sbatch": {
                     "workdir": tr.workdir,
                     "output": tr.output,

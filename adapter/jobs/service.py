@@ -17,9 +17,11 @@ from adapter import boundary
 from adapter.auth import Principal
 from adapter.backends.base import SlurmBackend, SlurmJob
 from adapter.backends.slurm_options import SlurmOptions
+from adapter.clock import Clock, now
 from adapter.clusters.service import ClusterKey, ClusterService
 from adapter.errors import BackendError, Conflict, InvalidRequest, NotFound
 from adapter.jobs.launch import PER_TASK_OUTPUT
+from adapter.jobs.layout import JobLayout
 from adapter.jobs.outcome import (
     ExecutionLogInvalid,
     Outcome,
@@ -31,13 +33,24 @@ from adapter.jobs.outcome import (
 )
 from adapter.jobs.spool import LOG_CAP, NOTE_CAP, JobSpool, volumes_of
 from adapter.jobs.translate import PROCESS_COUNT_DEFAULTED, JobKey, NodeFacts, translate
+from adapter.jobs.volumes import Volume
 from adapter.metrics.events import MetricEvents
 from adapter.models.jobs import JobCreateParameters
+from adapter.records import (
+    Cluster,
+    ExecutionState,
+    FinalState,
+    Job,
+    LayoutInfo,
+    Operation,
+    OperationKind,
+    VolumeInfo,
+)
 from adapter.sbatch.values import parse_array
 from adapter.scripts.shell import export
 from adapter.settings import Settings
 from adapter.snapshot import Snapshot
-from adapter.store import Cluster, Job, Operation, Store, now
+from adapter.store import Store
 from adapter.tenancy import Tenancy, missing_job, shared_groups
 from adapter.unix import groups_of
 
@@ -62,6 +75,36 @@ def job_labels(cluster: Cluster) -> dict[str, str]:
         "node_type": cluster.node_type,
         "priority": cluster.priority,
     }
+
+
+def layout_info(layout: JobLayout) -> LayoutInfo:
+    """A job's layout as its record keeps it."""
+    return LayoutInfo(
+        segment=layout.segment,
+        job_temp=layout.job_temp,
+        job_temp_dir=layout.job_temp_dir,
+        job_mount_root=layout.job_mount_root,
+        mount_root=layout.mount_root,
+        spool=layout.spool,
+        shared_temp=layout.shared_temp,
+        stdouterr=layout.stdouterr,
+        outputs=layout.outputs,
+        inputs=layout.inputs,
+    )
+
+
+def volume_info(v: Volume) -> VolumeInfo:
+    """A resolved volume as its job's record keeps it (spool.volumes_of reads it back)."""
+    return VolumeInfo(
+        label=v.label,
+        kind=v.kind,
+        source=v.source,
+        options=v.options,
+        mountpoint=v.mountpoint,
+        adapter_path=v.adapter_path,
+        remote=dict(v.remote or {}),
+        remote_name=v.remote_name,
+    )
 
 
 def host_of(snap: Snapshot, node: str) -> str:
@@ -105,7 +148,9 @@ class JobService:
         settings: Settings,
         clusters: ClusterService,
         events: MetricEvents,
+        clock: Clock = now,
     ) -> None:
+        self.clock = clock
         self.events = events
         self.store = store
         self.tenancy = Tenancy(store)
@@ -282,7 +327,7 @@ class JobService:
         for toolkit in PROCESS_COUNT_DEFAULTED:
             if stored.get(toolkit) is not None:
                 stored[toolkit].setdefault("processCount", props.node_count)
-        t = now()
+        t = self.clock()
         return Job(
             uid=plan.uid,
             sub=key.sub,
@@ -298,12 +343,12 @@ class JobService:
             info={
                 "toolType": plan.tool,
                 "segment": plan.segment,
-                "layout": plan.layout.__dict__,
+                "layout": layout_info(plan.layout),
                 "capped": plan.capped,
                 "limitSeconds": int(plan.limit.total_seconds()),
                 "capSeconds": int(plan.cap.total_seconds()),
                 "labels": job_labels(cluster),
-                "volumes": [v.__dict__ | {"remote": dict(v.remote or {})} for v in plan.volumes],
+                "volumes": [volume_info(v) for v in plan.volumes],
                 "slurm": plan.options.to_json(),  # what submits it, after a restart too
             },
             created=t,
@@ -349,7 +394,7 @@ class JobService:
             self._finalize(job, "failed", None, [error("SpoolInvalid", detail=str(exc))])
             return
         slurm_id = await self._submit(job)
-        self._submitted[job.uid] = now()
+        self._submitted[job.uid] = self.clock()
         if self.settings.jobs.crash_point == "after_submit":
             os._exit(3)
         # Only the id is written: a terminate may have come in (and been recorded) meanwhile.
@@ -373,7 +418,7 @@ class JobService:
         """Slurm has the job under this id: record it, and name a `bai sbatch` job after it
         (the id sbatch printed is the name its user knows)."""
         job.slurm_id = slurm_id
-        self._submitted[job.uid] = now()
+        self._submitted[job.uid] = self.clock()
         terminate = self.store.set_slurm_id(job.uid, slurm_id)
         if job.info.get("kind") == "sbatch" and self.store.rename_job(job.uid, str(slurm_id)):
             job.name = str(slurm_id)
@@ -425,7 +470,7 @@ class JobService:
             job = self.get(key)
             if not job.final:
                 await self._request_terminate(job)
-            job.provisioning_state, job.provisioning_changed = "deleting", now()
+            job.provisioning_state, job.provisioning_changed = "deleting", self.clock()
             self.store.put_job(job)
             op = self._operation("delete-job", job.uid, owner)
             await self._finish_deletion(job)
@@ -437,7 +482,7 @@ class JobService:
             self._finalize(job, "failed", None, [error("JobTerminated")])
             return
         if job.execution_state != "terminating":
-            job.execution_state, job.execution_changed = "terminating", now()
+            job.execution_state, job.execution_changed = "terminating", self.clock()
         self.store.put_job(job)
         try:
             await self.backend.cancel(job.slurm_id)
@@ -453,7 +498,7 @@ class JobService:
         self._complete_operations(job.uid)
         log.info("job deleted", job=job.name, uid=job.uid)
 
-    def _operation(self, kind: str, target: str, owner: str) -> Operation:
+    def _operation(self, kind: OperationKind, target: str, owner: str) -> Operation:
         op, new = self.store.begin_operation(kind, target, owner)
         if new and kind == "terminate-job":
             job = self.store.job_by_uid(target)
@@ -499,7 +544,7 @@ class JobService:
                 await self.adopt(job, found.array_job_id or found.job_id)
                 log.info("job adopted", job=job.name, slurm_id=job.slurm_id)
             elif job.info.get("kind") == "sbatch":  # its client submits it, never bai
-                if now() - job.created > UNCONFIRMED_AFTER:
+                if self.clock() - job.created > UNCONFIRMED_AFTER:
                     self._finalize(job, "failed", None, [error("SubmissionNotConfirmed")])
                 return
             elif any(await self._read_log(job)):  # it ran (a log, even a bad one), Slurm forgot
@@ -511,8 +556,10 @@ class JobService:
             else:
                 await self._try_submit(job, cluster)
                 return
-        if (job.info.get("sbatch") or {}).get("array"):
-            await self._follow_array(job, snap, cluster)
+        sb = job.info.get("sbatch")
+        array = sb.get("array") if sb is not None else None
+        if array:
+            await self._follow_array(job, array, snap, cluster)
             return
         slurm = next((j for j in snap.jobs if j.job_id == job.slurm_id), None)
         submitted = self._submitted.get(job.uid)
@@ -531,7 +578,7 @@ class JobService:
         if job.terminate:
             state = "terminating"
         if state != job.execution_state:
-            job.execution_state, job.execution_changed, changed = state, now(), True
+            job.execution_state, job.execution_changed, changed = state, self.clock(), True
         if slurm.restart_count > job.restarts:
             await self._count_requeues(job, slurm.restart_count - job.restarts)
             job.restarts, changed = slurm.restart_count, True
@@ -545,7 +592,9 @@ class JobService:
         if changed:
             self.store.put_job(job)
 
-    async def _follow_array(self, job: Job, snap: Snapshot, cluster: Cluster | None) -> None:
+    async def _follow_array(
+        self, job: Job, array: str, snap: Snapshot, cluster: Cluster | None
+    ) -> None:
         """A job array is one bai job: each task's state and exit code are kept in its info,
         and the job ends when every task has (succeeded only if every task did)."""
         records = [j for j in snap.jobs if j.array_job_id == job.slurm_id]
@@ -553,7 +602,7 @@ class JobService:
         if not records and submitted is not None and submitted >= snap.taken:
             return  # sbatched after this snapshot was taken
         sb = job.info["sbatch"]
-        tasks: dict[str, dict[str, Any]] = sb["tasks"]
+        tasks = sb["tasks"]
         before = copy.deepcopy(tasks)
         pending: set[int] = set()
         for rec in records:
@@ -569,7 +618,7 @@ class JobService:
                 continue
             task = tasks.setdefault(str(rec.array_task_id), {})
             node = rec.batch_host or (rec.nodes or ("",))[0]
-            task.update(jobId=rec.job_id, node=node, host=host_of(snap, node))
+            task.update({"jobId": rec.job_id, "node": node, "host": host_of(snap, node)})
             task["restarts"] = rec.restart_count
             if rec.start_time is not None and "start" not in task:
                 task["start"] = rec.start_time.isoformat()
@@ -578,17 +627,17 @@ class JobService:
                 continue
             if task.get("state") not in {"succeeded", "failed"}:
                 outcome = await self._task_outcome(job, rec.array_task_id, rec, cluster)
-                task.update(state=outcome.state, exitCode=outcome.exit_code)
+                task.update({"state": outcome.state, "exitCode": outcome.exit_code})
                 task["errors"] = outcome.errors
         seen = {rec.array_task_id for rec in records}
-        for index in parse_array(sb["array"]).indices:
+        for index in parse_array(array).indices:
             task = tasks.setdefault(str(index), {"state": "queued"})
             gone = index not in seen and index not in pending
             if gone and task.get("state") not in {"succeeded", "failed"}:
                 # Slurm has forgotten it, or never ran it (cancelled, its partition gone): its
                 # own log says how it ended, if it ran at all.
                 outcome = await self._task_outcome(job, index, None, cluster)
-                task.update(state=outcome.state, exitCode=outcome.exit_code)
+                task.update({"state": outcome.state, "exitCode": outcome.exit_code})
                 task["errors"] = outcome.errors
         restarts = sum(int(t.get("restarts", 0)) for t in tasks.values())
         if restarts > job.restarts:
@@ -619,11 +668,11 @@ class JobService:
             errors = [error("ArrayTasksFailed", tasks=shown, exit=highest), *first[:1]]
             await self._end(job, None, Outcome("failed", worst, errors))
             return
-        state = "running" if "running" in states else "queued"
+        state: ExecutionState = "running" if "running" in states else "queued"
         if job.terminate:
             state = "terminating"
         if state != job.execution_state:
-            job.execution_state, job.execution_changed = state, now()
+            job.execution_state, job.execution_changed = state, self.clock()
         self.store.put_job(job)
 
     async def _task_outcome(
@@ -718,9 +767,9 @@ class JobService:
         await self._finish_deletion(job)
 
     def _finalize(
-        self, job: Job, state: str, exit_code: int | None, errors: list[dict[str, Any]]
+        self, job: Job, state: FinalState, exit_code: int | None, errors: list[dict[str, Any]]
     ) -> None:
-        t = now()
+        t = self.clock()
         self._submitted.pop(job.uid, None)
         job.execution_state, job.execution_changed = state, t
         job.exit_code, job.errors = exit_code, errors

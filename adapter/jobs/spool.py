@@ -16,7 +16,7 @@ from typing import Any
 
 from adapter import boundary
 from adapter.jobs.volumes import ROOT_KINDS, Volume
-from adapter.store import Job
+from adapter.records import Job
 
 LOG_CAP = 4 * 1024 * 1024  # execution.log: a few lines per run, even after many requeues
 NOTE_CAP = 64 * 1024  # mount-error: one line per volume
@@ -87,7 +87,8 @@ class JobSpool:
         layout = job.info["layout"]
         # Slurm 22.05's Prolog does not say which array a task is of: an array's plan is
         # bound to its owner alone, and its tasks on one host share one set-up.
-        array = bool((job.info.get("sbatch") or {}).get("array"))
+        sb = job.info.get("sbatch")
+        array = bool(sb.get("array")) if sb is not None else False
         return {
             "uid": job.uid,
             "owner_uid": owner.uid,
@@ -144,4 +145,16 @@ class JobSpool:
 
 def volumes_of(job: Job) -> list[Volume]:
     """The job's resolved volumes, as recorded with it."""
-    return [Volume(**{**v, "remote": v.get("remote") or None}) for v in job.info["volumes"]]
+    return [
+        Volume(
+            label=v["label"],
+            kind=v["kind"],
+            source=v["source"],
+            options=v["options"],
+            mountpoint=v["mountpoint"],
+            adapter_path=v["adapter_path"],
+            remote=v.get("remote") or None,
+            remote_name=v["remote_name"],
+        )
+        for v in job.info["volumes"]
+    ]

@@ -23,8 +23,8 @@ from adapter.jobs.layout import JobLayout, build_layout, job_segment
 from adapter.jobs.script import JobScript, render_job
 from adapter.jobs.volumes import ROOT_KINDS, Volume, resolve_volumes
 from adapter.models.jobs import TOOLKITS, JobProperties
+from adapter.records import Cluster
 from adapter.settings import Settings
-from adapter.store import Cluster
 
 # The toolkits whose processCount Batch AI filled in with nodeCount when a job left it out.
 PROCESS_COUNT_DEFAULTED = frozenset(

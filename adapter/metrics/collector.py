@@ -22,9 +22,10 @@ from adapter.clusters.view import node_states
 from adapter.jobs.outcome import MESSAGES
 from adapter.metrics.events import DURATION_BUCKETS, Histogram, MetricEvents
 from adapter.reconciler import Reconciler
+from adapter.records import Cluster
 from adapter.settings import Settings
 from adapter.snapshot import Snapshot
-from adapter.store import Cluster, Store
+from adapter.store import Store
 
 CLUSTER_LABELS = ["workspace", "cluster", "partition", "node_type", "priority"]
 JOB_STATES = ("queued", "running", "terminating")

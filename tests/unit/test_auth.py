@@ -21,9 +21,10 @@ from adapter.auth import (
 )
 from adapter.backends.cli import CliBackend
 from adapter.backends.runner import LocalRunner
+from adapter.clock import now
 from adapter.errors import Forbidden, InvalidRequest, NotFound, Unauthorized
 from adapter.settings import AuthSettings, Settings
-from adapter.store import SCHEMA_VERSION, Store, now
+from adapter.store import SCHEMA_VERSION, Store
 from tests.unit.api.apps import client, error_of
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -8,11 +8,14 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from adapter.store import Operation, Store
+from adapter.records import Operation, OperationKind, OperationStatus
+from adapter.store import Store
 from tests.unit.jobs.factories import stored_job
 
 
-def op(n: int, kind: str, target: str, status: str = "InProgress") -> Operation:
+def op(
+    n: int, kind: OperationKind, target: str, status: OperationStatus = "InProgress"
+) -> Operation:
     t = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=n)
     return Operation(f"op{n}", kind, target, status, None, t, t, "alice")
 

@@ -9,7 +9,7 @@ import pytest
 
 from adapter.auth import Principal
 from adapter.errors import InvalidRequest
-from adapter.store import Workspace
+from adapter.records import Workspace
 from adapter.tenancy import (
     SHARE_TAG,
     can_see,

@@ -13,7 +13,7 @@ from adapter.api.paging import page_rows, window
 from adapter.api.resources import experiment_resource, workspace_resource
 from adapter.models.common import check_name, check_resource_group
 from adapter.models.workspaces import WorkspaceCreateParameters, WorkspaceUpdateParameters
-from adapter.store import Workspace
+from adapter.records import Workspace
 
 router = APIRouter(dependencies=[Depends(api_version)])
 SUB = "/subscriptions/{sub}"

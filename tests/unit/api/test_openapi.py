@@ -23,8 +23,8 @@ from adapter.clusters.service import split_secrets
 from adapter.jobs.service import _without_secrets
 from adapter.models.clusters import ClusterCreateParameters
 from adapter.models.jobs import JobCreateParameters
+from adapter.records import Workspace
 from adapter.settings import Settings
-from adapter.store import Workspace
 from tests.unit.api.apps import client
 from tests.unit.clusters.factories import cluster
 from tests.unit.jobs.factories import stored_job

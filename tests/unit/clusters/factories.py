@@ -7,7 +7,7 @@ from typing import Any
 
 from adapter.backends.base import SlurmJob, SlurmNode
 from adapter.clusters.plan import World
-from adapter.store import Cluster, ClusterNode
+from adapter.records import Cluster, ClusterNode, ClusterProvisioning, NodeState, VmPriority
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -73,11 +73,11 @@ def job(
 
 
 def cluster(
-    priority: str = "dedicated",
+    priority: VmPriority = "dedicated",
     scale: dict[str, Any] | None = None,
-    rows: dict[str, str] | None = None,
+    rows: dict[str, NodeState] | None = None,
     setup: bool = False,
-    state: str = "succeeded",
+    state: ClusterProvisioning = "succeeded",
     name: str = "c1",
 ) -> Cluster:
     props: dict[str, Any] = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from adapter.clusters.plan import drain_reason, plan_cluster
+from adapter.records import NodeState
 from adapter.settings import ClusterSettings
 from tests.unit.clusters.factories import T0, auto, cluster, job, manual, node, world
 
@@ -130,7 +131,7 @@ def test_autoscale_shrinks_only_nodes_idle_long_enough_and_never_below_min() -> 
 
 
 def test_deletion_cancels_queued_work_waits_or_cancels_running_then_removes() -> None:
-    rows = {"n1": "ready", "n2": "failed"}
+    rows: dict[str, NodeState] = {"n1": "ready", "n2": "failed"}
     jobs = [job(1, "c1-012345", nodes=("n1",)), job(2, "c1-012345", "PENDING")]
     drained = [node("n1"), node("n2", flags=frozenset({"DRAIN"}), reason=drain_reason(cluster()))]
     waiting = cluster(scale=manual(2, "waitforjobcompletion"), rows=rows, state="deleting")

@@ -22,8 +22,8 @@ from adapter.clusters.quotas import (
     rooms,
     usages,
 )
+from adapter.records import Cluster, VmPriority
 from adapter.settings import ClusterSettings, QuotaSettings, Settings
-from adapter.store import Cluster
 from tests.unit.clusters.factories import auto, cluster, job, manual, node, world
 
 CFG = ClusterSettings(autoscale_idle_seconds=300)
@@ -38,7 +38,7 @@ def quotas(**spec: Any) -> QuotaSettings:
     return QuotaSettings.model_validate(spec)
 
 
-def owned(owner: str, priority: str = "dedicated", **kw: Any) -> Cluster:
+def owned(owner: str, priority: VmPriority = "dedicated", **kw: Any) -> Cluster:
     c = cluster(priority, **kw)
     c.owner = owner
     return c

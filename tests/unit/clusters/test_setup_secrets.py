@@ -11,9 +11,10 @@ from adapter.backends.base import PartitionSpec, SlurmBackend, SlurmJob, SlurmNo
 from adapter.backends.slurm_options import SlurmOptions, check_script
 from adapter.clusters.plan import SETUP_COMMENT
 from adapter.clusters.service import ClusterService
+from adapter.records import Cluster
 from adapter.settings import ClusterSettings, Settings
 from adapter.snapshot import Snapshot
-from adapter.store import Cluster, Store
+from adapter.store import Store
 from tests.unit.clusters.factories import T0, cluster, job, manual, node
 
 NODES = [node("n1"), node("n2")]

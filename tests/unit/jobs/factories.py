@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from adapter.store import Job
+from adapter.records import Job
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

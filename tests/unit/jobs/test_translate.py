@@ -11,8 +11,8 @@ from adapter.clusters.inventory import NodeType
 from adapter.errors import InvalidRequest
 from adapter.jobs.translate import JobKey, JobPlan, NodeFacts, translate
 from adapter.models.jobs import JobCreateParameters
+from adapter.records import Cluster
 from adapter.settings import Settings
-from adapter.store import Cluster
 from tests.unit.clusters.factories import auto, cluster, manual
 
 KEY = JobKey("sub", "rg", "ws", "exp", "job1")

@@ -14,6 +14,7 @@ from adapter.api.app import build_services
 from adapter.api.deps import Services
 from adapter.auth import Principal
 from adapter.backends.fake import FakeSlurm
+from adapter.clock import Clock, now
 from adapter.clusters.service import ClusterKey
 from adapter.jobs.translate import JobKey
 from adapter.models.clusters import ClusterCreateParameters
@@ -119,9 +120,9 @@ def job_properties(cluster: str, root: Path, nodes: int = 1, **extra: Any) -> di
     }
 
 
-def build_site(root: Path, **clusters: Any) -> Site:
-    """bai with its state, spool and job root under `root`, over the dev inventory; `clusters`
-    are more ClusterSettings (autoscale_idle_seconds=0)."""
+def build_site(root: Path, clock: Clock = now, **clusters: Any) -> Site:
+    """bai with its state, spool and job root under `root`, over the dev inventory, on `clock`
+    (Slurm's too); `clusters` are more ClusterSettings (autoscale_idle_seconds=0)."""
     spool = root / "spool"
     (spool / "jobs").mkdir(parents=True)
     spool.chmod(0o711)
@@ -131,8 +132,8 @@ def build_site(root: Path, **clusters: Any) -> Site:
         clusters=ClusterSettings(spool_dir=str(spool), **clusters),
         jobs=JobSettings(job_root=str(root / "jobs")),
     )
-    slurm = FakeSlurm(include_path=str(root / "adapter-partitions.conf"))
+    slurm = FakeSlurm(include_path=str(root / "adapter-partitions.conf"), clock=clock)
     # Each node on its own loopback address, as on the dev cluster.
     for i, name in enumerate(A100 + T4, 1):
         slurm.add_node(name, *(("a100", 2) if name in A100 else ("t4", 1)), address=f"127.0.1.{i}")
-    return Site(slurm, build_services(settings, slurm), root)
+    return Site(slurm, build_services(settings, slurm, clock), root)
