@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from adapter.jobs.sbatch import SbatchJobs
-from adapter.jobs.service import UNCONFIRMED_AFTER
+from adapter.jobs.tracking import UNCONFIRMED_AFTER
 from adapter.models.sbatch import SbatchSubmit
 from tests.unit.services.site import ALICE, build_site
 
