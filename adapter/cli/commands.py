@@ -42,7 +42,13 @@ def main() -> None:
     except Exception as exc:
         import click
 
-        if isinstance(exc, click.ClickException):
+        # A usage error: typer from 0.29 raises its own copy of click's exceptions (under
+        # typer.TyperException), older typer click's own. Either says what was wrong, and
+        # how to get help, on one line.
+        usage: tuple[type[Exception], ...] = (click.ClickException,)
+        if hasattr(typer, "TyperException"):
+            usage += (typer.TyperException,)
+        if isinstance(exc, usage) and callable(getattr(exc, "show", None)):
             exc.show()
-            raise SystemExit(exc.exit_code) from None
+            raise SystemExit(getattr(exc, "exit_code", 2)) from None
         raise

@@ -85,3 +85,16 @@ def test_the_cli_loads_none_of_the_service_modules() -> None:
 def test_the_cli_copies_of_service_constants_are_the_services() -> None:
     assert admin.DEFAULT_EXPIRY == auth.DEFAULT_EXPIRY
     assert workspaces.SHARE_TAG == tenancy.SHARE_TAG
+
+
+def test_a_usage_error_is_one_message_and_exit_2_not_a_traceback() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "adapter.cli.entry", "no-such-command"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Error: No such command 'no-such-command'." in done.stderr
+    assert "--help' for help" in done.stderr
+    assert "Traceback" not in done.stderr and "UsageError" not in done.stderr, done.stderr
