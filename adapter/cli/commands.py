@@ -48,7 +48,8 @@ def main() -> None:
         usage: tuple[type[Exception], ...] = (click.ClickException,)
         if hasattr(typer, "TyperException"):
             usage += (typer.TyperException,)
-        if isinstance(exc, usage) and callable(getattr(exc, "show", None)):
-            exc.show()
+        show = getattr(exc, "show", None)
+        if isinstance(exc, usage) and callable(show):
+            show()
             raise SystemExit(getattr(exc, "exit_code", 2)) from None
         raise
