@@ -48,7 +48,7 @@ from adapter.models.jobs import TOOLKITS
 from tests.e2e.service import Api, Service
 
 FUZZ_SUB = "f0220000-0000-4000-8000-00000000f022"
-EXAMPLES = int(os.environ.get("BAI_FUZZ_EXAMPLES", "8"))  # per operation and way
+EXAMPLES = int(os.environ.get("BAI_FUZZ_EXAMPLES", "6"))  # per operation and way
 SEED = int(os.environ.get("BAI_FUZZ_SEED", str(random.randrange(2**32))))
 CHECKS = [
     not_a_server_error,

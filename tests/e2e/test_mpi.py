@@ -48,20 +48,22 @@ def code(alice: Api) -> str:
 
 
 @pytest.fixture
-def pair(alice: Api, workspace: str) -> str:
-    """Two t4x1 nodes of 2 CPUs each (low priority: shared with the rest of the suite)."""
-    alice.cluster(
-        workspace,
-        "mpi",
-        {
-            "vmSize": "t4x1",
-            "vmPriority": "lowpriority",
-            "scaleSettings": {"manual": {"targetNodeCount": 2}},
-            "userAccountSettings": {"adminUserName": "alice"},
-        },
-    )
+def pairs(alice: Api, workspace: str) -> dict[str, str]:
+    """Two clusters of two nodes of 2 CPUs each, t4x1 and a100x2 (low priority: shared with
+    the rest of the suite), so the jobs run two at a time."""
+    for name, size in (("mpi-t4", "t4x1"), ("mpi-a100", "a100x2")):
+        alice.cluster(
+            workspace,
+            name,
+            {
+                "vmSize": size,
+                "vmPriority": "lowpriority",
+                "scaleSettings": {"manual": {"targetNodeCount": 2}},
+                "userAccountSettings": {"adminUserName": "alice"},
+            },
+        )
     alice.experiment(workspace, "mpi")
-    return alice.path("workspaces", workspace, "clusters", "mpi")
+    return {n: alice.path("workspaces", workspace, "clusters", n) for n in ("mpi-t4", "mpi-a100")}
 
 
 def mpi_job(cluster: str, code: str, toolkit: dict[str, Any]) -> dict[str, Any]:
@@ -93,10 +95,11 @@ SHAPES: dict[str, tuple[dict[str, Any], int]] = {
 
 
 def test_mpi_jobs_of_every_launch_shape_form_one_world(
-    alice: Api, workspace: str, pair: str, code: str
+    alice: Api, workspace: str, pairs: dict[str, str], code: str
 ) -> None:
-    for name, (toolkit, _) in SHAPES.items():
-        alice.job(workspace, "mpi", name, mpi_job(pair, code, toolkit))
+    for i, (name, (toolkit, _)) in enumerate(SHAPES.items()):
+        on = pairs["mpi-t4" if i % 2 == 0 else "mpi-a100"]
+        alice.job(workspace, "mpi", name, mpi_job(on, code, toolkit))
     for name, (_, size) in SHAPES.items():
         done = alice.wait_job(workspace, "mpi", name)["properties"]
         stderr = alice.read(workspace, "mpi", name, "stderr.txt")
