@@ -6,7 +6,7 @@ the snapshots the real backends give: job records go through `job_from_fields`, 
 libslurm's do, so times are whole seconds, a pending job has no start time and an exit status
 exists only once the job has ended. `submit_job` checks the script against its options as
 both real backends do and keeps the value; `submit` (a script alone) reads its `#SBATCH` lines
-with libslurm's `Submission`, so a directive in-process submission cannot take fails here too.
+with libslurm's `read_options`, so a directive in-process submission cannot take fails here too.
 
 What the layers above meet of Slurm is kept: sbatch refuses what 22.05 with
 `EnforcePartLimits=ALL` refuses (an unknown, drained or inactive partition, a group not in
@@ -33,7 +33,7 @@ from adapter.backends.base import (
     SlurmPartition,
 )
 from adapter.backends.cli import DEFAULT_INCLUDE
-from adapter.backends.libslurm import Submission
+from adapter.backends.libslurm import read_options
 from adapter.backends.runner import CommandResult, File
 from adapter.backends.slurm_options import SlurmOptions, check_script
 from adapter.backends.slurm_output import job_from_fields
@@ -186,7 +186,7 @@ class FakeSlurm:
 
     async def submit(self, script: str, *, user: str, args: Sequence[str] = ()) -> int:
         self._reachable("sbatch")
-        return self._queue(Submission.from_script(script, args).options(), script, user, args)
+        return self._queue(read_options(script, args), script, user, args)
 
     def _queue(self, options: SlurmOptions, script: str, user: str, args: Sequence[str]) -> int:
         """sbatch's checks, then a PENDING job; its id."""

@@ -6,7 +6,7 @@ reading jobs without `squeue --json`.
 job's `SlurmOptions` as data (a job.json job's and a node's setup job's options never go
 through text): no fork, no exec, no reading slurm.conf per job. It runs as root (or SlurmUser)
 and names the job's user and group in the request, as slurmctld allows those two to do. Only a
-job recorded before bai kept its options comes as a script alone; `Submission.from_script`
+job recorded before bai kept its options comes as a script alone; `read_options`
 reads its `#SBATCH` lines, for the options bai's scripts use (anything else is refused, never
 ignored).
 
@@ -36,7 +36,6 @@ import socket
 import tempfile
 import threading
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -191,133 +190,89 @@ _TIME = re.compile(
 _SIGNAL = re.compile(r"^B:(?:SIG)?(?P<sig>[A-Z0-9]+)(?:@(?P<time>\d+))?$")
 
 
-@dataclass
-class Submission:
-    """One batch job request: what `sbatch` would have read from the script's `#SBATCH` lines."""
+def read_options(script: str, args: Sequence[str] = ()) -> SlurmOptions:
+    """The options sbatch would read from the script's `#SBATCH` lines (up to its first
+    command), `args` overriding them."""
+    words: list[str] = []
+    for line in script.splitlines()[1:]:
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            break  # sbatch stops reading directives at the first command
+        if stripped.startswith("#SBATCH"):
+            for word in stripped[len("#SBATCH") :].split():
+                if word.startswith("#"):
+                    break  # a comment after the options
+                if any(c in word for c in "#'\""):
+                    raise BackendError(
+                        f"in-process submission does not read quoted values or '#' inside "
+                        f"them ({word!r}); set slurm.client = 'commands' to use sbatch"
+                    )
+                words.append(word)
+    fields: dict[str, Any] = {}
+    _apply([*words, *args], fields)
+    return SlurmOptions(**fields)
 
-    script: str
-    name: str | None = None
-    partition: str | None = None
-    nodes: int | None = None
-    time_minutes: int | None = None
-    nice: int | None = None
-    comment: str | None = None
-    work_dir: str | None = None
-    std_out: str | None = None
-    std_err: str | None = None
-    gres: str | None = None
-    exclusive: bool = False
-    requeue: bool | None = None
-    warn_signal: int | None = None
-    warn_seconds: int | None = None
-    node_list: str | None = None
-    reservation: str | None = None
 
-    def options(self) -> SlurmOptions:
-        """The options read, as the value in-process submission takes."""
-        warned = signal.Signals(self.warn_signal).name[3:] if self.warn_signal else None
-        return SlurmOptions(
-            job_name=self.name,
-            partition=self.partition,
-            nodelist=self.node_list,
-            reservation=self.reservation,
-            nodes=self.nodes,
-            exclusive=self.exclusive,
-            gres=self.gres,
-            time_minutes=self.time_minutes,
-            nice=self.nice,
-            comment=self.comment,
-            chdir=self.work_dir,
-            output=self.std_out,
-            error=self.std_err,
-            requeue=self.requeue,
-            signal=warned,
-            signal_seconds=self.warn_seconds if self.warn_seconds is not None else 60,
-        )
+def _apply(words: Sequence[str], fields: dict[str, Any]) -> None:
+    i = 0
+    while i < len(words):
+        word = words[i]
+        option, has_value, value = word.partition("=")
+        option = _ALIASES.get(option, option)
+        if option in _FLAGS and not has_value:
+            _set(option, None, fields)
+        elif option in _VALUED:
+            if not has_value:
+                i += 1
+                if i == len(words):
+                    raise BackendError(f"sbatch option {option} needs a value")
+                value = words[i]
+            _set(option, value, fields)
+        else:
+            raise BackendError(
+                f"in-process submission does not handle the sbatch option {word!r}; "
+                "set slurm.client = 'commands' to submit through the sbatch command"
+            )
+        i += 1
 
-    @classmethod
-    def from_script(cls, script: str, args: Sequence[str] = ()) -> Submission:
-        """Read `#SBATCH` lines as sbatch does (up to the first command); `args` override them."""
-        sub = cls(script=script)
-        words: list[str] = []
-        for line in script.splitlines()[1:]:
-            stripped = line.strip()
-            if stripped and not stripped.startswith("#"):
-                break  # sbatch stops reading directives at the first command
-            if stripped.startswith("#SBATCH"):
-                for word in stripped[len("#SBATCH") :].split():
-                    if word.startswith("#"):
-                        break  # a comment after the options
-                    if any(c in word for c in "#'\""):
-                        raise BackendError(
-                            f"in-process submission does not read quoted values or '#' inside "
-                            f"them ({word!r}); set slurm.client = 'commands' to use sbatch"
-                        )
-                    words.append(word)
-        sub._apply([*words, *args])
-        return sub
 
-    def _apply(self, words: Sequence[str]) -> None:
-        i = 0
-        while i < len(words):
-            word = words[i]
-            option, has_value, value = word.partition("=")
-            option = _ALIASES.get(option, option)
-            if option in _FLAGS and not has_value:
-                self._set(option, None)
-            elif option in _VALUED:
-                if not has_value:
-                    i += 1
-                    if i == len(words):
-                        raise BackendError(f"sbatch option {option} needs a value")
-                    value = words[i]
-                self._set(option, value)
-            else:
-                raise BackendError(
-                    f"in-process submission does not handle the sbatch option {word!r}; "
-                    "set slurm.client = 'commands' to submit through the sbatch command"
-                )
-            i += 1
+# The options whose value is a SlurmOptions field as it is written.
+_TEXT_FIELDS = {
+    "--job-name": "job_name",
+    "--partition": "partition",
+    "--comment": "comment",
+    "--chdir": "chdir",
+    "--output": "output",
+    "--error": "error",
+    "--gres": "gres",
+    "--nodelist": "nodelist",
+    "--reservation": "reservation",
+}
 
-    def _set(self, option: str, value: str | None) -> None:
-        text = value or ""
-        match option:
-            case "--exclusive":
-                self.exclusive = True
-            case "--requeue" | "--no-requeue":
-                self.requeue = option == "--requeue"
-            case "--job-name":
-                self.name = text
-            case "--partition":
-                self.partition = text
-            case "--nodes":
-                self.nodes = _int(option, text)
-            case "--time":
-                self.time_minutes = parse_time(text)
-            case "--nice":
-                if not re.fullmatch(r"-?\d+", text):
-                    _bad(option, text)
-                self.nice = int(text)
-            case "--comment":
-                self.comment = text
-            case "--chdir":
-                self.work_dir = text
-            case "--output":
-                self.std_out = text
-            case "--error":
-                self.std_err = text
-            case "--gres":
-                self.gres = text
-            case "--signal":
-                m = _SIGNAL.match(text)
-                if not m or not hasattr(signal, f"SIG{m['sig']}"):
-                    _bad(option, text)
-                self.warn_signal = int(getattr(signal, f"SIG{m['sig']}"))
-                self.warn_seconds = int(m["time"] or 60)
-            case "--nodelist":
-                self.node_list = text
-            case "--reservation":
-                self.reservation = text
+
+def _set(option: str, value: str | None, fields: dict[str, Any]) -> None:
+    text = value or ""
+    match option:
+        case "--exclusive":
+            fields["exclusive"] = True
+        case "--requeue" | "--no-requeue":
+            fields["requeue"] = option == "--requeue"
+        case "--nodes":
+            fields["nodes"] = _int(option, text)
+        case "--time":
+            fields["time_minutes"] = parse_time(text)
+        case "--nice":
+            if not re.fullmatch(r"-?\d+", text):
+                _bad(option, text)
+            fields["nice"] = int(text)
+        case "--signal":
+            m = _SIGNAL.match(text)
+            if not m or not hasattr(signal, f"SIG{m['sig']}"):
+                _bad(option, text)
+            fields["signal"] = signal.Signals(getattr(signal, f"SIG{m['sig']}")).name[3:]
+            fields["signal_seconds"] = int(m["time"] or 60)
+        case _:
+            fields[_TEXT_FIELDS[option]] = text
 
 
 def _bad(option: str, value: str) -> NoReturn:
@@ -623,7 +578,7 @@ class LibslurmBackend(CliBackend):
         return await asyncio.to_thread(self.libslurm.submit, options, script, user)
 
     async def submit(self, script: str, *, user: str, args: Sequence[str] = ()) -> int:
-        options = Submission.from_script(script, args).options()
+        options = read_options(script, args)
         return await asyncio.to_thread(self.libslurm.submit, options, script, user)
 
     async def jobs(self, partitions: Collection[str]) -> list[SlurmJob]:

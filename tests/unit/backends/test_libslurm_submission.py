@@ -1,4 +1,4 @@
-"""What `Submission.from_script` reads from a script that comes as text (a job.json job
+"""What `read_options` reads from a script that comes as text (a job.json job
 recorded before bai kept its options): the `#SBATCH` lines, as sbatch reads them, into the
 `SlurmOptions` in-process submission takes.
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from adapter.backends.libslurm import Submission, parse_time
+from adapter.backends.libslurm import parse_time, read_options
 from adapter.errors import BackendError
 from adapter.jobs.script import render_job
 from tests.unit.jobs.test_golden import CASES
@@ -28,16 +28,14 @@ SPOOL = f"/var/lib/bai/spool/jobs/{UID}"
 def test_low_priority_job_script_reads_as_sbatch_would() -> None:
     script = (GOLDEN / "low_priority_capped.sh").read_text()
 
-    sub = Submission.from_script(script)
+    sub = read_options(script)
 
-    assert sub.script == script
-    assert (sub.name, sub.partition, sub.nodes) == ("job1", "lowc-6789ab", 1)
+    assert (sub.job_name, sub.partition, sub.nodes) == ("job1", "lowc-6789ab", 1)
     assert (sub.time_minutes, sub.nice, sub.comment) == (1440, 2000, f"bai:{UID}")
-    assert (sub.work_dir, sub.std_out, sub.std_err) == (SPOOL, f"{SPOOL}/slurm.out", None)
+    assert (sub.chdir, sub.output, sub.error) == (SPOOL, f"{SPOOL}/slurm.out", None)
     assert (sub.gres, sub.exclusive, sub.requeue) == ("gpu:t4:1", True, True)
-    assert (sub.warn_signal, sub.warn_seconds) == (signal.SIGUSR1, 30)
-    assert (sub.node_list, sub.reservation) == (None, None)
-    assert sub.options().signal == "USR1" and sub.options().signal_seconds == 30
+    assert (sub.signal_number, sub.signal, sub.signal_seconds) == (signal.SIGUSR1, "USR1", 30)
+    assert (sub.nodelist, sub.reservation) == (None, None)
 
 
 @pytest.mark.parametrize("golden", sorted(p.name for p in GOLDEN.glob("*.sh")))
@@ -45,13 +43,13 @@ def test_every_golden_job_script_is_read_whole(golden: str) -> None:
     script = (GOLDEN / golden).read_text()
     directives = [line for line in script.splitlines() if line.startswith("#SBATCH")]
 
-    sub = Submission.from_script(script)
+    sub = read_options(script)
 
     # Every directive the renderer writes lands in a field (none is silently dropped).
     assert len(directives) == sum(
         value is not None and value is not False
         for value in (
-            sub.name,
+            sub.job_name,
             sub.partition,
             sub.nodes,
             sub.exclusive,
@@ -59,10 +57,10 @@ def test_every_golden_job_script_is_read_whole(golden: str) -> None:
             sub.time_minutes,
             sub.nice,
             sub.comment,
-            sub.work_dir,
-            sub.std_out,
+            sub.chdir,
+            sub.output,
             sub.requeue,
-            sub.warn_signal,
+            sub.signal,
         )
     )
     assert sub.exclusive and sub.requeue and sub.nodes in (1, 2)
@@ -72,21 +70,21 @@ def test_every_golden_job_script_is_read_whole(golden: str) -> None:
 def test_every_job_script_reads_back_as_the_options_it_was_rendered_from(case: str) -> None:
     options, script = render_job(CASES[case]())
 
-    assert Submission.from_script(script).options() == options
+    assert read_options(script) == options
 
 
 def test_directives_after_the_first_command_are_not_read() -> None:
     script = "#!/bin/bash\n\n#SBATCH -p first\n# a note\necho hi\n#SBATCH --partition=later\n"
 
-    assert Submission.from_script(script).partition == "first"
+    assert read_options(script).partition == "first"
 
 
 def test_short_and_spaced_forms_and_arguments_override_the_script() -> None:
     script = "#!/bin/bash\n#SBATCH -J one -N 2\n#SBATCH --time 1:30:00 # trailing note\ntrue\n"
 
-    sub = Submission.from_script(script, ["--job-name=two", "--no-requeue"])
+    sub = read_options(script, ["--job-name=two", "--no-requeue"])
 
-    assert (sub.name, sub.nodes, sub.time_minutes, sub.requeue) == ("two", 2, 90, False)
+    assert (sub.job_name, sub.nodes, sub.time_minutes, sub.requeue) == ("two", 2, 90, False)
 
 
 @pytest.mark.parametrize(
@@ -119,7 +117,7 @@ def test_times_in_every_sbatch_format(text: str, minutes: int) -> None:
 )
 def test_options_it_cannot_honour_are_refused_not_dropped(word: str, says: str) -> None:
     with pytest.raises(BackendError) as err:
-        Submission.from_script(f"#!/bin/bash\n#SBATCH {word}\ntrue\n")
+        read_options(f"#!/bin/bash\n#SBATCH {word}\ntrue\n")
 
     assert says in str(err.value)
     if "does not" in says:
