@@ -138,7 +138,13 @@ def parse_execution_log(text: str) -> list[dict[str, Any]]:
     whose fields are not what the script writes raises ExecutionLogInvalid. Line numbers count
     newline-separated lines from 1, as an editor shows them.
     """
-    events: list[dict[str, Any]] = []
+    return execution_runs(text)[-1]
+
+
+def execution_runs(text: str) -> list[list[dict[str, Any]]]:
+    """The events of every run the log holds, oldest first (never empty: a log with no event
+    is one run of none); each `start` begins a run. Read as parse_execution_log reads."""
+    runs: list[list[dict[str, Any]]] = [[]]
     for number, line in enumerate(text.split("\n"), 1):
         try:
             event = json.loads(line)
@@ -149,10 +155,23 @@ def parse_execution_log(text: str) -> list[dict[str, Any]]:
         if not isinstance(event, dict):
             continue
         event = _checked(number, event)
-        if event["event"] == "start":
-            events = []
-        events.append(event)
-    return events
+        if event["event"] == "start" and runs[-1]:
+            runs.append([])
+        runs[-1].append(event)
+    return runs
+
+
+def preempted_runs(runs: list[list[dict[str, Any]]], first: int, after: int) -> int:
+    """How many of the runs numbered first..after-1 (SLURM_RESTART_COUNT, the events' `run`)
+    logged the USR1 notice Slurm sends a low-priority job it preempts. Each run keeps its
+    events in the log after it is requeued, so a count taken late still finds them."""
+    preempted = set()
+    for events in runs:
+        for event in events:
+            run = event.get("run")
+            if event["event"] == "notice" and isinstance(run, int) and first <= run < after:
+                preempted.add(run)
+    return len(preempted)
 
 
 def _checked(number: int, event: dict[str, Any]) -> dict[str, Any]:

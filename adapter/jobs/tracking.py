@@ -23,9 +23,11 @@ from adapter.jobs.outcome import (
     Outcome,
     decide,
     error,
+    execution_runs,
     invalid_log_outcome,
     live_state,
     parse_execution_log,
+    preempted_runs,
 )
 from adapter.jobs.spool import LOG_CAP, NOTE_CAP, JobSpool
 from adapter.jobs.submission import JobSubmitter
@@ -160,7 +162,7 @@ class JobTracker:
         if state != job.execution_state:
             job.execution_state, job.execution_changed, changed = state, self.clock(), True
         if slurm.restart_count > job.restarts:
-            await self._count_requeues(job, slurm.restart_count - job.restarts)
+            await self._count_requeues(job, job.restarts, slurm.restart_count)
             job.restarts, changed = slurm.restart_count, True
         if state == "running" and slurm.start_time and slurm.start_time != job.start_time:
             self._count_start(job, slurm)
@@ -199,6 +201,10 @@ class JobTracker:
             task = tasks.setdefault(str(rec.array_task_id), {})
             node = rec.batch_host or (rec.nodes or ("",))[0]
             task.update({"jobId": rec.job_id, "node": node, "host": host_of(snap, node)})
+            before_restarts = int(task.get("restarts", 0))
+            if rec.restart_count > before_restarts:
+                log_name = f"execution.{rec.array_task_id}.log"
+                await self._count_requeues(job, before_restarts, rec.restart_count, log_name)
             task["restarts"] = rec.restart_count
             if rec.start_time is not None and "start" not in task:
                 task["start"] = rec.start_time.isoformat()
@@ -219,10 +225,7 @@ class JobTracker:
                 outcome = await self._task_outcome(job, index, None, cluster)
                 task.update({"state": outcome.state, "exitCode": outcome.exit_code})
                 task["errors"] = outcome.errors
-        restarts = sum(int(t.get("restarts", 0)) for t in tasks.values())
-        if restarts > job.restarts:
-            await self._count_requeues(job, restarts - job.restarts)
-            job.restarts = restarts
+        job.restarts = sum(int(t.get("restarts", 0)) for t in tasks.values())
         states = [t.get("state") for t in tasks.values()]
         starts = [datetime.fromisoformat(t["start"]) for t in tasks.values() if "start" in t]
         if starts and job.start_time is None:
@@ -263,14 +266,24 @@ class JobTracker:
             return invalid_log_outcome(rec, problem)
         return self._decide(job, rec, events, cluster) or Outcome("failed", -1, [error("JobLost")])
 
-    async def _count_requeues(self, job: Job, times: int) -> None:
+    async def _count_requeues(
+        self, job: Job, before: int, after: int, name: str = "execution.log"
+    ) -> None:
+        """Slurm requeued the job (or an array task, whose log is `name`) after - before times;
+        the runs among them that logged bai's USR1 notice were preempted (low priority only).
+        The runs' events stay in the log, so the requeued run having started already (and
+        written its own) loses none."""
         labels = job.info["labels"]
-        self.events.inc("bai_job_requeues", labels, times)
-        # A preempted run logged the USR1 notice Slurm sends at preemption (low priority only).
-        if labels["priority"] == "lowpriority" and any(
-            e.get("event") == "notice" for e in (await self._read_log(job))[0]
-        ):
-            self.events.inc("bai_job_preemptions", labels, times)
+        self.events.inc("bai_job_requeues", labels, after - before)
+        if labels["priority"] != "lowpriority":
+            return
+        try:
+            text = await asyncio.to_thread(self.spool.read, job, name, LOG_CAP)
+            preempted = preempted_runs(execution_runs(text or ""), before, after)
+        except (boundary.UnsafePath, ExecutionLogInvalid, OSError):
+            return  # a log bai cannot use says nothing of preemption
+        if preempted:
+            self.events.inc("bai_job_preemptions", labels, preempted)
 
     def _count_start(self, job: Job, slurm: SlurmJob) -> None:
         if job.start_time is None and slurm.start_time is not None:
@@ -335,7 +348,7 @@ class JobTracker:
     async def _end(self, job: Job, slurm: SlurmJob | None, outcome: Outcome) -> None:
         if slurm is not None:
             if slurm.restart_count > job.restarts:
-                await self._count_requeues(job, slurm.restart_count - job.restarts)
+                await self._count_requeues(job, job.restarts, slurm.restart_count)
             job.restarts = slurm.restart_count
             self._count_start(job, slurm)
             job.start_time = job.start_time or slurm.start_time

@@ -17,8 +17,10 @@ from adapter.jobs.outcome import (
     ExecutionLogInvalid,
     Outcome,
     decide,
+    execution_runs,
     invalid_log_outcome,
     parse_execution_log,
+    preempted_runs,
 )
 from adapter.jobs.script import helper_lines
 from tests.unit.clusters.factories import job
@@ -295,6 +297,42 @@ def lines(*events: dict[str, Any]) -> str:
 )
 def test_parse_execution_log(text: str, expected: list[dict[str, Any]]) -> None:
     assert parse_execution_log(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("events", "first", "after", "expected"),
+    [
+        # run 0 preempted, run 1 running: one preemption, found though run 1 logged since
+        ([ev("start"), ev("notice", signal="USR1"), ev("start", run=1)], 0, 1, 1),
+        # two preempted runs, counted once each (a run's notice may come twice)
+        (
+            [ev("start"), ev("notice"), ev("notice"), ev("start", run=1), ev("notice", run=1)],
+            0,
+            2,
+            2,
+        ),
+        # only the runs in the window: run 0 was counted before
+        ([ev("start"), ev("notice"), ev("start", run=1), ev("notice", run=1)], 1, 2, 1),
+        # a requeue with no notice (scontrol requeue, a node failure) is no preemption
+        ([ev("start"), ev("start", run=1)], 0, 1, 0),
+        # the running run's notice (a signal before its time limit) is not a preemption
+        ([ev("start"), ev("start", run=1), ev("notice", run=1)], 0, 1, 0),
+    ],
+)
+def test_preempted_runs_are_found_in_every_run_of_the_log(
+    events: list[dict[str, Any]], first: int, after: int, expected: int
+) -> None:
+    assert preempted_runs(execution_runs(lines(*events)), first, after) == expected
+
+
+def test_execution_runs_split_at_each_start() -> None:
+    text = lines(ev("job_prep", exit=0), ev("start"), ev("start", run=1), end(0, run=1))
+    assert execution_runs(text) == [
+        [ev("job_prep", exit=0)],  # before any start (garbage the user wrote, say)
+        [ev("start")],
+        [ev("start", run=1), end(0, run=1)],
+    ]
+    assert execution_runs("") == [[]]
 
 
 def test_requeued_job_uses_only_the_last_run() -> None:

@@ -83,10 +83,12 @@ class Site:
         assert job is not None, f"job {name} is not in the store"
         return job
 
-    def write_log(self, job: Job, *events: dict[str, Any]) -> None:
-        """execution.log as the job's script writes it: JSON lines, owned by the job's user."""
+    def write_log(self, job: Job, *events: dict[str, Any], append: bool = False) -> None:
+        """execution.log as the job's script writes it: JSON lines, owned by the job's user
+        (`append`: as a requeued run adds its own after the earlier runs')."""
         path = Path(job.info["layout"]["spool"]) / "execution.log"
-        path.write_text("".join(json.dumps(e) + "\n" for e in events))
+        with path.open("a" if append else "w") as log:
+            log.write("".join(json.dumps(e) + "\n" for e in events))
         entry = pwd.getpwnam(job.owner)
         os.chown(path, entry.pw_uid, entry.pw_gid)
 

@@ -25,6 +25,11 @@ NOTICE = {"event": "notice", "run": 0, "signal": "USR1"}
 ALICE_UID = pwd.getpwnam("alice").pw_uid
 
 
+def run_of(event: dict[str, Any], run: int) -> dict[str, Any]:
+    """The event as the run numbered `run` (its SLURM_RESTART_COUNT) logs it."""
+    return {**event, "run": run}
+
+
 def end(exit_code: int, error: str = "") -> dict[str, Any]:
     return {"event": "end", "run": 0, "exit": exit_code, "error": error}
 
@@ -242,7 +247,10 @@ async def test_preemptions_are_counted_and_the_job_queues_again(site: Site) -> N
         site.slurm.start(job_id)
         await site.reconcile()
         assert site.stored("j1").execution_state == "running"
-        site.write_log(site.stored("j1"), START, NOTICE)  # Slurm's USR1 at preemption
+        # Slurm's USR1 at preemption, logged by the run (SLURM_RESTART_COUNT) it stopped
+        site.write_log(
+            site.stored("j1"), run_of(START, run - 1), run_of(NOTICE, run - 1), append=True
+        )
         site.slurm.preempt(job_id)
         await site.reconcile()
         job = site.stored("j1")
@@ -252,11 +260,29 @@ async def test_preemptions_are_counted_and_the_job_queues_again(site: Site) -> N
     assert counter(site, "bai_job_preemptions") == 2
 
     site.slurm.start(job_id)
-    site.write_log(site.stored("j1"), START, end(0))
+    site.write_log(site.stored("j1"), run_of(START, 2), run_of(end(0), 2), append=True)
     site.slurm.finish(job_id, 0)
     await site.reconcile()
     job = site.stored("j1")
     assert (job.execution_state, job.restarts) == ("succeeded", 2)
+    assert counter(site, "bai_job_preemptions") == 2
+
+
+async def test_a_preemption_is_counted_when_the_next_run_has_started_already(site: Site) -> None:
+    """bai saw neither the preemption nor the requeue: the run that follows is running and has
+    logged its own start when the tracker first sees the restart count rise."""
+    await site.cluster(priority="lowpriority")
+    await site.job("j1")
+    job_id = slurm_id(site, "j1")
+    site.slurm.start(job_id)
+    site.write_log(site.stored("j1"), START, NOTICE)
+    site.slurm.preempt(job_id)
+    site.slurm.start(job_id)
+    site.write_log(site.stored("j1"), run_of(START, 1), append=True)
+    await site.reconcile()
+    job = site.stored("j1")
+    assert (job.execution_state, job.restarts) == ("running", 1)
+    assert (counter(site, "bai_job_requeues"), counter(site, "bai_job_preemptions")) == (1, 1)
 
 
 async def test_a_requeue_without_a_notice_is_not_a_preemption(site: Site) -> None:
