@@ -1,11 +1,15 @@
-"""MPI jobs form one real world on the dev cluster: OpenMPI and mpi4py from Debian, ranks placed
-by Slurm's PMIx plugin (`srun --mpi=pmix`) or by the site's mpirun (this suite's service starts
-chainer jobs with it: tests/e2e/service.py). Each rank reports its place and an allreduce."""
+"""Distributed jobs form one real world on the dev cluster. MPI: OpenMPI and mpi4py from Debian,
+ranks placed by Slurm's PMIx plugin (`srun --mpi=pmix`) or by the site's mpirun (this suite's
+service starts chainer jobs with it: tests/e2e/service.py). PyTorch: torch's CPU build, its
+gloo backend joined through AZ_BATCHAI_PYTORCH_INIT_METHOD. Each rank reports its place and an
+allreduce."""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -35,6 +39,41 @@ print(json.dumps({"rank": world.Get_rank(), "size": world.Get_size(),
 """
 
 
+# The public PyTorch gloo recipe's program, for real: its arguments, the init method, an allreduce.
+TORCH_PROGRAM = """\
+import argparse, json, os
+import torch, torch.distributed as dist
+parser = argparse.ArgumentParser()
+for flag in ("--world-size", "--dist-backend", "--dist-url", "--rank"):
+    parser.add_argument(flag, required=True)
+args = parser.parse_args()
+dist.init_process_group(args.dist_backend, init_method=args.dist_url,
+                        world_size=int(args.world_size), rank=int(args.rank))
+total = torch.tensor([float(dist.get_rank())])
+dist.all_reduce(total)
+print(json.dumps({"rank": dist.get_rank(), "size": dist.get_world_size(), "sum": total.item(),
+                  "node": os.environ.get("SLURMD_NODENAME"), "backend": dist.get_backend()}))
+dist.destroy_process_group()
+"""
+# torch's CPU build, as a site would provide it to jobs that have no image: a directory on every
+# node, on PYTHONPATH. The machine's pip holds this release on disk (no download).
+TORCH = "torch==2.13.0"
+TORCH_SITE = Path("/var/lib/bai-test") / TORCH.replace("==", "-")
+
+
+@pytest.fixture(scope="module")
+def torch_site() -> Path:
+    """torch installed for the nodes' python3 (made once, kept between runs: 880 MB)."""
+    done = TORCH_SITE / ".installed"
+    if not done.exists():
+        subprocess.run(["rm", "-rf", str(TORCH_SITE)], check=True)
+        pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-compile"]
+        subprocess.run([*pip, "--target", str(TORCH_SITE), TORCH], check=True)
+        TORCH_SITE.chmod(0o755)
+        done.touch()
+    return TORCH_SITE
+
+
 @pytest.fixture
 def code(alice: Api) -> str:
     """The program, on the share every job mounts, in a directory of its own; the jobs name it
@@ -43,6 +82,7 @@ def code(alice: Api) -> str:
     where = SHARE / rel
     where.mkdir(parents=True)
     (where / "mpi_world.py").write_text(PROGRAM)
+    (where / "torch_world.py").write_text(TORCH_PROGRAM)
     os.chmod(where, 0o755)
     return rel
 
@@ -122,3 +162,32 @@ def test_mpi_jobs_of_every_launch_shape_form_one_world(
             assert sorted(tasks) == ["0", "1"] and set(tasks.values()) == {size // 2}, tasks
         else:
             assert all(r["task"] == str(r["rank"]) for r in ranks), (name, ranks)
+
+
+def test_a_pytorch_gloo_job_forms_one_world_across_two_nodes(
+    alice: Api, workspace: str, pairs: dict[str, str], code: str, torch_site: Path
+) -> None:
+    """The PyTorch-GPU-Distributed-Gloo recipe's job shape, with real torch and no image."""
+    settings = {
+        "pythonScriptFilePath": "$AZ_BATCHAI_INPUT_CODE/torch_world.py",
+        "commandLineArgs": "--world-size 2 --dist-backend gloo"
+        " --dist-url $AZ_BATCHAI_PYTORCH_INIT_METHOD --rank $AZ_BATCHAI_TASK_INDEX",
+        "communicationBackend": "gloo",
+    }
+    job = mpi_job(pairs["mpi-t4"], code, {"pyTorchSettings": settings})
+    job["environmentVariables"] = [
+        {"name": "PYTHONPATH", "value": str(torch_site)},
+        # Dev only: every node is this one host, whose name may resolve to an address of
+        # another interface; gloo joins over loopback, as the dev cluster's OpenMPI does.
+        {"name": "GLOO_SOCKET_IFNAME", "value": "lo"},
+    ]
+    alice.job(workspace, "mpi", "pytorch", job)
+    done = alice.wait_job(workspace, "mpi", "pytorch", timeout=240)["properties"]
+    errs = [alice.read(workspace, "mpi", "pytorch", f"stderr-{r}.txt") for r in (0, 1)]
+    assert done["executionState"] == "succeeded", (done["executionInfo"], errs)
+    ranks = [json.loads(alice.read(workspace, "mpi", "pytorch", f"stdout-{r}.txt")) for r in (0, 1)]
+    # Rank i wrote stdout-i.txt; one world of two, one rank per node, the allreduce whole.
+    assert [r["rank"] for r in ranks] == [0, 1], ranks
+    assert {r["size"] for r in ranks} == {2} and {r["sum"] for r in ranks} == {1.0}, ranks
+    assert {r["backend"] for r in ranks} == {"gloo"}, ranks
+    assert len({r["node"] for r in ranks}) == 2, ranks
