@@ -13,6 +13,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 ANSIBLE_DIR = ROOT / "ansible"
+# The strategy `make cluster` runs the dev playbook with (the Makefile's PLAY).
+PLAYBOOK_STRATEGY = "mitogen_linear"
 DAEMONCTL = "/usr/local/sbin/bai-daemonctl"
 
 # The dev inventory's nodes: name -> (address, gres). Tests and later features rely on these.
@@ -72,6 +74,7 @@ def run_playbook(playbook: str = "site.yml", *args: str) -> subprocess.Completed
         capture_output=True,
         text=True,
         timeout=900,
+        env={**os.environ, "ANSIBLE_STRATEGY": PLAYBOOK_STRATEGY},
     )
 
 

@@ -50,7 +50,7 @@ def test_rerun_changes_nothing_and_restarts_nothing() -> None:
 def test_config_change_restarts_only_slurm_then_dev_down_stops_all_and_site_brings_it_back(
     tmp_path: Path,
 ) -> None:
-    """Three playbook runs (each is a minute of the suite): one with two changes (a Slurm
+    """Three playbook runs (each about 20 s of the suite): one with two changes (a Slurm
     setting, and a Grafana configuration directory as if Grafana were installed); then
     `dev-down`; then `site.yml` as it is, which brings everything back and undoes the change."""
     before = daemon_pids()
