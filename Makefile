@@ -67,6 +67,8 @@ unit: venv
 test: lint cluster
 	@echo "==> pytest (unit, then the real cluster)"
 	$(BIN)/pytest
+	@echo "==> pytest: e2e cluster and job tests again, the service reaching Slurm over SSH"
+	$(BIN)/pytest --slurm-runner=ssh -m ssh_subset tests/e2e
 
 # Re-record the Slurm output fixtures from the dev cluster (after a Slurm upgrade).
 record: cluster

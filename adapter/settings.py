@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,14 +20,47 @@ from pydantic_settings import (
 )
 
 
-class SlurmSettings(BaseModel):
-    """How bai reaches Slurm: the commands on this host, and libslurm in this process."""
+class SshSettings(BaseModel):
+    """The login or controller host the `ssh` runner runs Slurm's commands on."""
 
+    host: str = ""
+    port: int = 22
+    # The account bai logs in as there: not root, with the sudo rules of docs/slurm-backend.md.
+    user: str = "bai"
+    key_file: str = "/etc/bai/ssh/id_ed25519"
+    # The host's key, as the operator checked it: an unknown or changed key is refused.
+    known_hosts: str = "/etc/bai/ssh/known_hosts"
+    connect_timeout_seconds: float = 10.0
+    keepalive_seconds: float = 30.0
+
+
+class SlurmSettings(BaseModel):
+    """How bai reaches Slurm: the commands on this host or over SSH, and libslurm in this
+    process."""
+
+    # Where Slurm's commands run: `local` (this host has them and sees slurmctld) or `ssh`
+    # (on `ssh.host`; this host then needs no Slurm installation, and jobs are read with the
+    # commands there, not libslurm).
+    runner: Literal["local", "ssh"] = "local"
+    ssh: SshSettings = Field(default_factory=SshSettings)
     # How jobs are submitted and read: `libslurm` in-process (built against the installed
     # headers on first start; needs gcc and libslurm-dev), `commands` (sbatch, squeue), or
     # `auto`: libslurm where it can be built, else the commands (the log says which and why).
+    # With the ssh runner, `auto` means the commands and `libslurm` is refused.
     client: Literal["auto", "libslurm", "commands"] = "auto"
-    partitions_include: str = "/etc/slurm/adapter-partitions.conf"
+    # On the host the commands run on (over SFTP with the ssh runner).
+    partitions_include: str = "/etc/slurm/bai/partitions.conf"
+
+    @model_validator(mode="after")
+    def _ssh_needs_a_host(self) -> SlurmSettings:
+        if self.runner == "ssh" and not self.ssh.host:
+            raise ValueError("slurm.runner is ssh but slurm.ssh.host is empty: name the host")
+        if self.runner == "ssh" and self.client == "libslurm":
+            raise ValueError(
+                "slurm.client libslurm needs Slurm on this host; with slurm.runner ssh, "
+                "use `commands` (or `auto`)"
+            )
+        return self
 
 
 class RemoteLoginSettings(BaseModel):

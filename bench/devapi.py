@@ -67,7 +67,7 @@ def dev_cluster(vm_size: str) -> Iterator[DevCluster]:
         cluster.raise_for_status()
         partition = next(
             line.split()[0].split("=", 1)[1]
-            for line in Path("/etc/slurm/adapter-partitions.conf").read_text().splitlines()
+            for line in Path("/etc/slurm/bai/partitions.conf").read_text().splitlines()
             if line.startswith("PartitionName=c-")
         )
         try:

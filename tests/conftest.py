@@ -9,6 +9,17 @@ import pytest
 from tests.cluster import diagnostics, ensure_cluster
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--slurm-runner",
+        choices=["local", "ssh"],
+        default="local",
+        help="how tests/e2e's service reaches Slurm: this host's commands and libslurm, or the "
+        "ssh runner to the dev controller host with this host's Slurm hidden from it "
+        "(make test runs the e2e tests marked ssh_subset that way)",
+    )
+
+
 @pytest.fixture(scope="session")
 def dev_cluster() -> None:
     """The dev Slurm cluster, brought up through the dev inventory if it is not running."""

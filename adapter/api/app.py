@@ -20,6 +20,7 @@ from adapter.backends.base import SlurmBackend
 from adapter.backends.cli import CliBackend
 from adapter.backends.libslurm import Libslurm, LibslurmBackend
 from adapter.backends.runner import LocalRunner
+from adapter.backends.ssh import SshRunner
 from adapter.clock import Clock, now
 from adapter.clusters.service import ClusterService
 from adapter.errors import BackendError
@@ -42,9 +43,8 @@ def build_services(
     """Everything the API needs, from settings (the backend and the clock may be given, for
     tests)."""
     store = Store(settings.db_path, clock)
-    runner = LocalRunner()
     if backend is None:
-        backend = slurm_backend(settings, runner)
+        backend = slurm_backend(settings)
     reconciler = Reconciler(store, backend, settings.clusters.reconcile_interval_seconds, clock)
     cluster_service = ClusterService(
         store, backend, settings, reconciler.latest, reconciler.take_snapshot, clock=clock
@@ -75,10 +75,15 @@ def build_services(
     )
 
 
-def slurm_backend(settings: Settings, runner: LocalRunner) -> SlurmBackend:
-    """The CLI backend, submitting and reading jobs through libslurm when settings allow and it
-    can be built."""
+def slurm_backend(settings: Settings) -> SlurmBackend:
+    """The CLI backend over the configured runner; with Slurm on this host, it submits and
+    reads jobs through libslurm when settings allow and it can be built."""
     include = settings.slurm.partitions_include
+    if settings.slurm.runner == "ssh":
+        remote = SshRunner.from_settings(settings.slurm.ssh)
+        log.info("Slurm's commands run over SSH", host=remote.where)
+        return CliBackend(remote, include_path=include)
+    runner = LocalRunner()
     if settings.slurm.client != "commands":
         try:
             libslurm = Libslurm.load(settings.state_dir / "libslurm", runner.env)

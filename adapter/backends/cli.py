@@ -21,7 +21,7 @@ from adapter.errors import BackendError, BackendUnavailable
 
 T = TypeVar("T")
 
-DEFAULT_INCLUDE = "/etc/slurm/adapter-partitions.conf"
+DEFAULT_INCLUDE = "/etc/slurm/bai/partitions.conf"
 
 # scancel/scontrol phrases meaning "that job is already gone or done": cancel is idempotent.
 _JOB_GONE = ("Invalid job id specified", "already completing or completed", "Job/step already")

@@ -1,7 +1,9 @@
 """Runners carry argv lists (never shell strings) and file writes to where Slurm is.
 
-`LocalRunner`, the only runner, uses asyncio subprocesses on this host and runs user commands as
-the user (`setpriv` as root, else `sudo -n`), so the Slurm client tools must be installed here.
+`LocalRunner` uses asyncio subprocesses on this host and runs user commands as the user
+(`setpriv` as root, else `sudo -n`), so the Slurm client tools must be installed here; it also
+writes bai's spool, which is on this host's filesystem whatever the runner. `SshRunner`
+(adapter/backends/ssh.py) runs the same argv on a login or controller host.
 """
 
 from __future__ import annotations
@@ -73,6 +75,16 @@ class Runner(Protocol):
     async def remove(self, path: str) -> None:
         """Remove a file or a directory tree; a missing one is not an error."""
         ...
+
+
+class SpoolFiles(Protocol):
+    """Writes and removes files in bai's spool, on the filesystem shared with the nodes."""
+
+    async def write_text(
+        self, path: str, text: str, mode: int = 0o644, owner: str | None = None
+    ) -> None: ...
+
+    async def remove(self, path: str) -> None: ...
 
 
 def user_session(base: Mapping[str, str], entry: pwd.struct_passwd) -> tuple[dict[str, str], str]:

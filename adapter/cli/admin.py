@@ -235,13 +235,18 @@ def token_revoke(
 
 
 @slurm_app.command("nodes")
-def slurm_nodes() -> None:
-    """Every Slurm node: address, state, GPUs, partitions, reason."""
+def slurm_nodes(config: ConfigOption = None) -> None:
+    """Every Slurm node: address, state, GPUs, partitions, reason (through the service's runner:
+    this host's commands, or the slurm.ssh host's)."""
     import asyncio
 
-    from adapter.backends import CliBackend, LocalRunner
+    from adapter.backends import CliBackend, LocalRunner, Runner
+    from adapter.backends.ssh import SshRunner
+    from adapter.settings import load_settings
 
-    nodes = asyncio.run(CliBackend(LocalRunner()).nodes())
+    slurm = load_settings(config).slurm
+    runner: Runner = SshRunner.from_settings(slurm.ssh) if slurm.runner == "ssh" else LocalRunner()
+    nodes = asyncio.run(CliBackend(runner).nodes())
     table = Table("Node", "Address", "State", "GPUs", "Used", "Partitions", "Reason")
     for n in nodes:
         state = "+".join([n.state, *sorted(n.flags)])

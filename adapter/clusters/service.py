@@ -16,7 +16,7 @@ import structlog
 from adapter.accounts import system_account
 from adapter.auth import Principal
 from adapter.backends.base import PartitionSpec, SlurmBackend
-from adapter.backends.runner import Runner
+from adapter.backends.runner import LocalRunner, SpoolFiles
 from adapter.clock import Clock, now
 from adapter.clusters import quotas
 from adapter.clusters.inventory import NodeType, resolve_vm_size
@@ -107,8 +107,12 @@ class ClusterService:
         refresh: Callable[[], Awaitable[Snapshot]],
         held_demand: Callable[[Cluster], int] = lambda _c: 0,
         clock: Clock = now,
+        spool_files: SpoolFiles | None = None,
     ) -> None:
         self.store = store
+        # The spool is on the filesystem this host shares with the nodes, whichever runner
+        # reaches Slurm (the ssh runner's files are the controller host's own).
+        self.spool_files: SpoolFiles = spool_files or LocalRunner()
         self.backend = backend
         self.settings = settings
         self.snapshot = snapshot
@@ -589,11 +593,8 @@ class ClusterService:
             return None
         path = self._setup_secrets_path(cluster)
         text = "".join(f"{export(name, value)}\n" for name, value in values.items())
-        runner = self._spool_runner()
-        if runner is None:
-            raise BackendError("this backend cannot place secrets files for setup tasks")
         self._secrets_removed.discard(cluster.uid)
-        await runner.write_text(path, text, mode=0o600, owner=admin)
+        await self.spool_files.write_text(path, text, mode=0o600, owner=admin)
         return path
 
     async def _drop_setup_secrets(self, cluster: Cluster, snap: Snapshot) -> None:
@@ -617,18 +618,10 @@ class ClusterService:
             self._secrets_removed.add(cluster.uid)
             log.info("setup secrets removed", cluster=cluster.name)
 
-    def _spool_runner(self) -> Runner | None:
-        """The runner that places files where the nodes read them (the backend's, if it has one)."""
-        runner: Runner | None = getattr(self.backend, "runner", None)
-        return runner
-
     async def _remove_spool_path(self, path: str) -> bool:
         """Remove a file or directory of the cluster's spool; False if it could not be."""
-        runner = self._spool_runner()
-        if runner is None:
-            return False
         try:
-            await runner.remove(path)
+            await self.spool_files.remove(path)
         except OSError as exc:  # left for the next pass; the cluster's converging goes on
             log.warning("cannot remove from the spool", path=path, error=str(exc))
             return False

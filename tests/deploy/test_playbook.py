@@ -40,7 +40,9 @@ def recap(result: subprocess.CompletedProcess[str]) -> dict[str, int]:
 
 def test_rerun_changes_nothing_and_restarts_nothing() -> None:
     before = daemon_pids()
-    assert len(before) == 3 + 5 + 5 + 2  # + Prometheus and the node exporter
+    # munged, slurmctld, bai; 5 slurmd and 5 node sshds; the controller sshd (ssh runner);
+    # Prometheus and the node exporter
+    assert len(before) == 3 + 5 + 5 + 1 + 2
 
     assert recap(run_playbook())["changed"] == 0
 

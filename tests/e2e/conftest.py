@@ -12,19 +12,27 @@ from typing import Any
 import pytest
 
 from tests.cluster import dev_service_paused
-from tests.e2e.service import STATE_DIR, TEST_ENV, Api, Service
+from tests.e2e.service import SSH_ENV, STATE_DIR, TEST_ENV, Api, Service, without_local_slurm
 
 
 @pytest.fixture(scope="package")
-def service(dev_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    """`bai serve` with test timers, in place of the dev service (one adapter per cluster)."""
+def service(
+    dev_cluster: None, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Service]:
+    """`bai serve` with test timers, in place of the dev service (one adapter per cluster).
+    With `--slurm-runner=ssh`, its Slurm is the controller host's, over SSH, and this host's
+    is hidden from it."""
+    ssh = request.config.getoption("slurm_runner") == "ssh"
+    base = {**TEST_ENV, **(SSH_ENV if ssh else {})}
     with dev_service_paused():
         log = tmp_path_factory.mktemp("bai") / "bai.log"
         svc = Service(
             url="https://127.0.0.1:8444",
             ca=str(STATE_DIR / "tls" / "cert.pem"),
             log=log,
-            env=dict(TEST_ENV),
+            env=dict(base),
+            prefix=without_local_slurm() if ssh else [],
+            base=base,
         )
         svc.start()
         _remove_leftovers(svc)

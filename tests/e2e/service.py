@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import ssl
 import subprocess
 import sys
@@ -38,9 +39,38 @@ TEST_ENV = {
 }
 
 
+# `pytest --slurm-runner=ssh`: the service runs Slurm's commands over SSH on the dev controller
+# host (the ssh runner, as the account the roles made: /etc/bai/bai.toml's [slurm.ssh]), and
+# reads jobs with the commands there, not libslurm.
+SSH_ENV = {"BAI_SLURM__RUNNER": "ssh", "BAI_SLURM__CLIENT": "commands"}
+# Where this host's own Slurm is, besides the client programs (dpkg -L slurm-client).
+LOCAL_SLURM = ["/usr/lib/*/libslurm*.so*", "/usr/lib/*/slurm-wlm", "/usr/include/slurm"]
+
+
+def without_local_slurm() -> list[str]:
+    """The argv prefix that runs a program in a mount namespace of its own where this host's
+    Slurm is gone: each client program and library covered by /dev/null (so running or loading
+    it fails), each directory by an empty tmpfs. Whatever Slurm the program reaches, it reaches
+    through the ssh runner."""
+    listed = subprocess.run(["dpkg", "-L", "slurm-client"], capture_output=True, text=True)
+    files = [f for f in listed.stdout.split() if f.startswith("/usr/bin/") and Path(f).is_file()]
+    dirs = []
+    for pattern in LOCAL_SLURM:
+        for path in sorted(Path("/").glob(pattern.lstrip("/"))):
+            if path.is_dir():
+                dirs.append(str(path))
+            elif path.is_file() and not path.is_symlink():
+                files.append(str(path))
+    assert "/usr/bin/sbatch" in files, listed.stderr
+    hide = [f"mount --bind /dev/null {shlex.quote(f)}" for f in files]
+    hide += [f"mount -t tmpfs -o ro,size=4k none {shlex.quote(d)}" for d in dirs]
+    script = " && ".join([*hide, 'exec "$@"'])
+    return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script, "sh"]
+
+
 @dataclass
 class Service:
-    """A running `bai serve`."""
+    """A running `bai serve` (under `prefix`, with `base` settings below any restart's)."""
 
     url: str
     ca: str
@@ -48,6 +78,8 @@ class Service:
     env: dict[str, str]
     proc: subprocess.Popen[bytes] | None = None
     tokens: dict[str, str] = field(default_factory=dict)
+    prefix: list[str] = field(default_factory=list)
+    base: dict[str, str] = field(default_factory=lambda: dict(TEST_ENV))
 
     def tls(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=self.ca)
@@ -59,7 +91,7 @@ class Service:
         bai = Path(sys.executable).parent / "bai"
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [str(bai), "serve"],
+                [*self.prefix, str(bai), "serve"],
                 env={**os.environ, **self.env},
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -90,7 +122,7 @@ class Service:
     def restart(self, **env: str) -> None:
         """Restart with these settings on top of the test ones (empty: back to them)."""
         self.stop()
-        self.env = {**TEST_ENV, **env}
+        self.env = {**self.base, **env}
         self.start()
 
     def token(self, user: str, admin: bool = False) -> str:

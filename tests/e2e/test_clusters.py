@@ -25,7 +25,7 @@ def manual(n: int, option: str = "requeue") -> dict[str, Any]:
 
 def partition_of(api: Api, ws: str, name: str) -> str:
     """The Slurm partition behind a cluster (from Slurm, by the nodes bai reports)."""
-    include = Path("/etc/slurm/adapter-partitions.conf").read_text()
+    include = Path("/etc/slurm/bai/partitions.conf").read_text()
     found = [
         line.split()[0].split("=", 1)[1]
         for line in include.splitlines()
@@ -52,7 +52,7 @@ def job(job_id: int) -> SlurmJob:
         CliBackend(LocalRunner()).jobs(
             [
                 line.split("=", 1)[1].split()[0]
-                for line in Path("/etc/slurm/adapter-partitions.conf").read_text().splitlines()
+                for line in Path("/etc/slurm/bai/partitions.conf").read_text().splitlines()
                 if line.startswith("PartitionName=")
             ]
         )
@@ -76,6 +76,7 @@ def wait_job(job_id: int, cond: Any, timeout: float = 90) -> SlurmJob:
 TRAPPED_SLEEP = "trap 'echo notice' USR1\nsleep {secs} &\nwhile ! wait; do :; done"
 
 
+@pytest.mark.ssh_subset
 def test_dedicated_cluster_create_resize_delete_with_the_sdk(
     admin: Api, workspace: str, service: Any
 ) -> None:
@@ -128,7 +129,7 @@ def test_dedicated_cluster_create_resize_delete_with_the_sdk(
     assert [c.name for c in listed] == ["ded"]
 
     client.clusters.begin_delete(admin.rg, workspace, "ded").result()
-    assert "ded-" not in Path("/etc/slurm/adapter-partitions.conf").read_text()
+    assert "ded-" not in Path("/etc/slurm/bai/partitions.conf").read_text()
     assert part not in sh("scontrol", "show", "partition", "-o").stdout
     with pytest.raises(Exception, match="ResourceNotFound|does not exist"):
         client.clusters.get(admin.rg, workspace, "ded")
@@ -137,7 +138,7 @@ def test_dedicated_cluster_create_resize_delete_with_the_sdk(
 def test_capacity_errors_create_nothing(admin: Api, workspace: str) -> None:
     free = admin.free_dedicated("a100x2")
     assert free >= 1
-    before = Path("/etc/slurm/adapter-partitions.conf").read_text()
+    before = Path("/etc/slurm/bai/partitions.conf").read_text()
     with pytest.raises(CloudError) as err:
         admin.cluster(
             workspace,
@@ -150,7 +151,7 @@ def test_capacity_errors_create_nothing(admin: Api, workspace: str) -> None:
     with pytest.raises(CloudError) as missing:
         admin.get_cluster(workspace, "big")
     assert missing.value.status == 404
-    assert Path("/etc/slurm/adapter-partitions.conf").read_text() == before
+    assert Path("/etc/slurm/bai/partitions.conf").read_text() == before
 
     admin.cluster(
         workspace,
@@ -267,7 +268,7 @@ def test_bad_input_is_a_400_naming_the_field(
     admin: Api, workspace: str, properties: dict[str, Any], target: str, says: str
 ) -> None:
     properties.setdefault("userAccountSettings", ADMIN)
-    before = Path("/etc/slurm/adapter-partitions.conf").read_text()
+    before = Path("/etc/slurm/bai/partitions.conf").read_text()
     with pytest.raises(CloudError) as err:
         admin.cluster(workspace, "bad", properties)
     assert err.value.status == 400, err.value.error
@@ -276,7 +277,7 @@ def test_bad_input_is_a_400_naming_the_field(
     with pytest.raises(CloudError) as missing:
         admin.get_cluster(workspace, "bad")
     assert missing.value.status == 404
-    assert Path("/etc/slurm/adapter-partitions.conf").read_text() == before
+    assert Path("/etc/slurm/bai/partitions.conf").read_text() == before
 
 
 @pytest.mark.parametrize("name", ["has space", "x" * 65, "semi;colon"])
@@ -439,6 +440,7 @@ def test_autoscale_grows_while_jobs_wait_and_shrinks_back_to_zero(
     assert slurm_nodes_of(part) == []
 
 
+@pytest.mark.ssh_subset
 def test_setup_task_success_and_failure(
     admin: Api, workspace: str, shared_dir: Path, service: Any
 ) -> None:
@@ -499,6 +501,7 @@ def test_setup_task_success_and_failure(
     assert sh("sinfo", "-h", "-n", bad_node, "-o", "%E").stdout.strip() in {"none", ""}
 
 
+@pytest.mark.ssh_subset
 def test_reconciler_restores_a_partition_slurm_lost(admin: Api, workspace: str) -> None:
     admin.cluster(
         workspace,
@@ -507,7 +510,7 @@ def test_reconciler_restores_a_partition_slurm_lost(admin: Api, workspace: str) 
     )
     part = partition_of(admin, workspace, "keep")
     nodes = slurm_nodes_of(part)
-    include = Path("/etc/slurm/adapter-partitions.conf")
+    include = Path("/etc/slurm/bai/partitions.conf")
     sh("/usr/local/sbin/bai-daemonctl", "stop", "slurmctld")
     # A site's config management rewrote the include file while slurmctld was down.
     include.write_text(

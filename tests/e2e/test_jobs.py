@@ -66,6 +66,7 @@ def slurm_job(uid_or_id: str) -> str:
     return sh("scontrol", "show", "job", uid_or_id).stdout
 
 
+@pytest.mark.ssh_subset
 def test_a_failing_job_reports_exit_code_error_and_its_output(
     alice: Api, workspace: str, low: str
 ) -> None:
@@ -133,6 +134,7 @@ def test_job_preparation_failure_fails_the_job(alice: Api, workspace: str, low: 
     assert "never" not in alice.read(workspace, "exp", "prep", "stdout.txt")
 
 
+@pytest.mark.ssh_subset
 def test_terminate_running_and_queued_jobs(alice: Api, workspace: str, low: str) -> None:
     alice.job(workspace, "exp", "long", job(low, "sleep 600"))
     alice.wait_job(workspace, "exp", "long", lambda p: p["executionState"] == "running")
@@ -268,6 +270,7 @@ CORPUS = [
 ]
 
 
+@pytest.mark.ssh_subset
 def test_quoting_corpus_reaches_the_job_literally(
     alice: Api, workspace: str, low: str, shared_dir: Path
 ) -> None:

@@ -19,7 +19,7 @@ from tests.e2e.service import Api, Service, bai_ok, sdk
 
 pytestmark = pytest.mark.slurm
 
-INCLUDE = Path("/etc/slurm/adapter-partitions.conf")
+INCLUDE = Path("/etc/slurm/bai/partitions.conf")
 
 
 @pytest.fixture

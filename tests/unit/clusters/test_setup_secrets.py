@@ -82,7 +82,14 @@ def service(tmp_path: Path, backend: FakeBackend) -> ClusterService:
         raise AssertionError("not used")
 
     store = Store(tmp_path / "bai.db")
-    return ClusterService(store, cast(SlurmBackend, backend), settings, lambda: None, refresh)
+    return ClusterService(
+        store,
+        cast(SlurmBackend, backend),
+        settings,
+        lambda: None,
+        refresh,
+        spool_files=backend.runner,
+    )
 
 
 def snap(jobs: Sequence[SlurmJob] = (), nodes: Sequence[SlurmNode] = NODES) -> Snapshot:

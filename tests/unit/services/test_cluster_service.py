@@ -4,6 +4,7 @@ waiting for the jobs on them); deletion drains the partition and removes it once
 
 from __future__ import annotations
 
+import pwd
 from pathlib import Path
 
 import pytest
@@ -248,8 +249,10 @@ async def test_a_joining_node_runs_its_setup_task_in_its_reservation(
     )
     assert site.slurm.reservations == {sent.options.reservation: (row.node, "alice")}
     secrets = f"{site.svc.settings.clusters.spool_dir}/clusters/{cluster.uid}/setup-secrets.env"
-    written = site.slurm.runner.files[secrets]
-    assert (written.text, written.mode, written.owner) == ("export TOKEN=s3cret\n", 0o600, "alice")
+    # Written for real into the spool (this host's filesystem, shared with the nodes).
+    written = Path(secrets).stat()
+    assert Path(secrets).read_text() == "export TOKEN=s3cret\n"
+    assert (written.st_mode & 0o777, written.st_uid) == (0o600, pwd.getpwnam("alice").pw_uid)
 
     assert site.slurm.start(row.setup_job) == (row.node,)  # the reserved node is its own
     await site.reconcile()
@@ -259,7 +262,7 @@ async def test_a_joining_node_runs_its_setup_task_in_its_reservation(
 
     done = stored(site, cluster)
     assert done.nodes[row.node].state == state and site.slurm.reservations == {}
-    assert secrets not in site.slurm.runner.files  # no setup job can read it any more
+    assert not Path(secrets).exists()  # no setup job can read it any more
     node = next(n for n in await site.slurm.nodes() if n.name == row.node)
     if state == "failed":
         assert "DRAIN" in node.flags and node.reason.startswith(REASON_PREFIX)

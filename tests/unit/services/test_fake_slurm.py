@@ -17,7 +17,7 @@ from adapter.backends.slurm_options import SlurmOptions
 from adapter.errors import BackendError, BackendUnavailable
 
 T0 = datetime(2026, 12, 1, 12, 0, 0, 700_000, tzinfo=UTC)
-INCLUDE = "/etc/slurm/adapter-partitions.conf"
+INCLUDE = "/etc/slurm/bai/partitions.conf"
 
 
 def carrying(options: SlurmOptions) -> str:
