@@ -12,10 +12,12 @@ from adapter.backends.runner import CommandResult, Runner
 from adapter.backends.slurm_options import SlurmOptions, check_script
 from adapter.backends.slurm_output import (
     is_unavailable,
+    nodes_argv,
+    parse_nodes_json,
     parse_sbatch_parsable,
     parse_scontrol_partitions,
-    parse_sinfo_json,
     parse_squeue_json,
+    parse_version,
 )
 from adapter.errors import BackendError, BackendUnavailable
 
@@ -39,6 +41,7 @@ class CliBackend:
         self.include_path = include_path
         # Partition edits are read-modify-write of one file: one at a time.
         self._include_lock = asyncio.Lock()
+        self._release: tuple[int, int] | None = None
 
     async def _run(
         self,
@@ -95,13 +98,21 @@ class CliBackend:
             raise BackendError(exc.reason, argv=argv, returncode=result.returncode) from exc
 
     async def jobs(self, partitions: Collection[str]) -> list[SlurmJob]:
-        # squeue --json on 22.05 ignores -p and -t and prints every job it remembers.
+        # One command for every partition, filtered here: squeue --json on 22.05 ignores -p and
+        # -t and prints every job it remembers; from 23.02 it honours them, so it is asked for
+        # every state (finished jobs included) and 22.05 ignores that too.
         wanted = set(partitions)
-        jobs = await self._json(["squeue", "--json"], parse_squeue_json)
+        jobs = await self._json(["squeue", "--json", "--states=all"], parse_squeue_json)
         return [job for job in jobs if job.partition in wanted]
 
+    async def release(self) -> tuple[int, int]:
+        """The Slurm release the commands are from, (major, minor), asked once."""
+        if self._release is None:
+            self._release = parse_version((await self._run(["sinfo", "--version"])).stdout)
+        return self._release
+
     async def nodes(self) -> list[SlurmNode]:
-        return await self._json(["sinfo", "--json"], parse_sinfo_json)
+        return await self._json(nodes_argv(await self.release()), parse_nodes_json)
 
     async def partitions(self) -> list[SlurmPartition]:
         result = await self._run(["scontrol", "show", "partition", "-o"])

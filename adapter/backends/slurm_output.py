@@ -1,9 +1,11 @@
 """Parsing of Slurm command output: the only place that knows Slurm's output formats.
 
-Keyed on the version Slurm reports, because JSON shapes change between releases
-(slurm-anchors.md 6.8): Slurm 22.05 prints openapi/v0.0.38 from `squeue --json` and
-`sinfo --json`; `scontrol show partition -o` is text. Unknown shapes raise `BackendError`
-showing the raw text instead of guessing.
+Keyed on the format the output names, because JSON shapes change between releases
+(reference/slurm-versions.md): Slurm 22.05 prints openapi/v0.0.38 from `squeue --json` and
+`sinfo --json`; 24.11 prints data_parser/v0.0.42, whose numbers are `{set, infinite, number}`
+objects, job and node states lists, exit codes objects, and whose per-node dump is
+`scontrol show nodes --json` (from 23.02). `scontrol show partition -o` is text in both.
+Unknown shapes raise `BackendError` showing the raw text instead of guessing.
 """
 
 from __future__ import annotations
@@ -18,7 +20,14 @@ from adapter.backends.base import TERMINAL_JOB_STATES, SlurmJob, SlurmNode, Slur
 from adapter.backends.hostlist import expand_hostlist
 from adapter.errors import BackendError
 
-SUPPORTED_PLUGINS = frozenset({"openapi/v0.0.38"})
+# The formats bai reads, by the name the output gives itself (meta.plugin.type in 22.05,
+# meta.plugin.data_parser from 23.02), and the release that prints each.
+FORMATS = {"openapi/v0.0.38": "v0.0.38", "data_parser/v0.0.42": "v0.0.42"}
+# Node states that are the base state; the rest of a v0.0.42 state list are flags.
+_BASE_NODE_STATES = frozenset(
+    {"IDLE", "ALLOCATED", "MIXED", "DOWN", "ERROR", "FUTURE", "UNKNOWN", "INVALID"}
+)
+_VERSION = re.compile(r"^slurm(?:-wlm)? (\d+)\.(\d+)\.")
 
 # stderr phrases meaning "Slurm is not reachable", as opposed to "Slurm refused the request".
 _UNAVAILABLE = re.compile(
@@ -46,16 +55,35 @@ def parse_sbatch_parsable(stdout: str) -> int:
     return int(job_id)
 
 
+def parse_version(text: str) -> tuple[int, int]:
+    """(major, minor) from `sinfo --version` (`slurm-wlm 22.05.8`, `slurm 24.11.5`)."""
+    m = _VERSION.match(text.strip())
+    if not m:
+        raise BackendError(f"sinfo --version printed no Slurm release: {text.strip()[:200]!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+def nodes_argv(release: tuple[int, int]) -> list[str]:
+    """The command that lists every node, one entry each, in a release: `sinfo --json` until
+    23.02 reworked it (one entry per node and partition), `scontrol show nodes --json` after."""
+    return ["sinfo", "--json"] if release < (23, 2) else ["scontrol", "show", "nodes", "--json"]
+
+
 def parse_squeue_json(text: str) -> list[SlurmJob]:
-    """Jobs from `squeue --json` (all jobs Slurm still remembers, finished ones included)."""
-    doc = _load(text, "squeue --json")
-    return [_wrap(_job, raw, "squeue --json") for raw in _list(doc, "jobs", "squeue --json")]
+    """Jobs from `squeue --json --states=all` (every job Slurm still remembers, finished ones
+    included; 22.05 ignores the filter and prints them all anyway)."""
+    what = "squeue --json"
+    doc, fmt = _load(text, what)
+    parse = _job if fmt == "v0.0.38" else _job42
+    return [_wrap(parse, raw, what) for raw in _list(doc, "jobs", what)]
 
 
-def parse_sinfo_json(text: str) -> list[SlurmNode]:
-    """Nodes from `sinfo --json` (one entry per node, whatever its partitions)."""
-    doc = _load(text, "sinfo --json")
-    return [_wrap(_node, raw, "sinfo --json") for raw in _list(doc, "nodes", "sinfo --json")]
+def parse_nodes_json(text: str) -> list[SlurmNode]:
+    """Nodes from `sinfo --json` (v0.0.38) or `scontrol show nodes --json` (v0.0.42)."""
+    what = "the node list"
+    doc, fmt = _load(text, what)
+    parse = _node if fmt == "v0.0.38" else _node42
+    return [_wrap(parse, raw, what) for raw in _list(doc, "nodes", what)]
 
 
 def parse_scontrol_partitions(text: str) -> list[SlurmPartition]:
@@ -103,24 +131,28 @@ def _key_values(line: str) -> dict[str, str]:
     return fields
 
 
-def _load(text: str, what: str) -> Mapping[str, Any]:
+def _load(text: str, what: str) -> tuple[Mapping[str, Any], str]:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise BackendError(f"{what} printed something that is not JSON: {text[:500]!r}") from exc
     if not isinstance(doc, dict):
         raise BackendError(f"{what} printed JSON that is not an object: {text[:500]!r}")
-    plugin = doc.get("meta", {}).get("plugin", {}).get("type")
-    if plugin not in SUPPORTED_PLUGINS:
-        release = doc.get("meta", {}).get("Slurm", {}).get("release", "?")
+    plugin = doc.get("meta", {}).get("plugin", {})
+    named = (plugin.get("data_parser") or plugin.get("type")) if isinstance(plugin, dict) else None
+    fmt = FORMATS.get(str(named))
+    if fmt is None:
+        meta = doc.get("meta", {})
+        slurm = meta.get("Slurm") or meta.get("slurm") or {}
+        release = slurm.get("release", "?") if isinstance(slurm, dict) else "?"
         raise BackendError(
-            f"{what} printed format {plugin!r} (Slurm {release}); bai reads "
-            f"{', '.join(sorted(SUPPORTED_PLUGINS))}: add a parser for it in {__name__}"
+            f"{what} printed format {named!r} (Slurm {release}); bai reads "
+            f"{', '.join(sorted(FORMATS))}: add a parser for it in {__name__}"
         )
     errors = doc.get("errors") or []
     if errors:
         raise BackendError(f"{what} reported errors: {errors!r}")
-    return doc
+    return doc, fmt
 
 
 def _list(doc: Mapping[str, Any], key: str, what: str) -> list[Mapping[str, Any]]:
@@ -164,6 +196,45 @@ def _job(raw: Mapping[str, Any]) -> SlurmJob:
         batch_host=str(raw.get("batch_host") or ""),
         array_job_id=int(raw.get("array_job_id") or 0),
         array_task_id=task_index(raw.get("array_task_id")),
+        array_pending=str(raw.get("array_task_string") or ""),
+    )
+
+
+def _number(value: Any) -> int:
+    """A v0.0.42 number (`{set, infinite, number}`; 0 when unset or infinite) or a plain one."""
+    if isinstance(value, dict):
+        return int(value["number"]) if value.get("set") and not value.get("infinite") else 0
+    return int(value or 0)
+
+
+def _wait_status(exit_code: Any) -> int:
+    """A v0.0.42 exit code object as the wait(2) status job_from_fields decodes."""
+    signal = _number(exit_code.get("signal", {}).get("id"))
+    return signal if signal else (_number(exit_code.get("return_code")) & 0xFF) << 8
+
+
+def _job42(raw: Mapping[str, Any]) -> SlurmJob:
+    task = raw.get("array_task_id")
+    return job_from_fields(
+        job_id=int(raw["job_id"]),
+        name=str(raw.get("name", "")),
+        user=str(raw.get("user_name", "")),
+        partition=str(raw.get("partition", "")),
+        state=str(raw["job_state"][0]),  # the base state; flags (REQUEUED, ...) follow it
+        state_reason=str(raw.get("state_reason", "")),
+        comment=str(raw.get("comment") or ""),
+        restart_count=int(raw.get("restart_cnt") or 0),
+        nodes=str(raw.get("nodes") or ""),
+        node_count=_number(raw.get("node_count")),
+        submit_time=_number(raw.get("submit_time")),
+        start_time=_number(raw.get("start_time")),
+        end_time=_number(raw.get("end_time")),
+        time_limit=_number(raw.get("time_limit")),
+        exit_code=_wait_status(raw["exit_code"]),
+        requeue=bool(raw.get("requeue")),
+        batch_host=str(raw.get("batch_host") or ""),
+        array_job_id=_number(raw.get("array_job_id")),
+        array_task_id=_number(task) if isinstance(task, dict) and task.get("set") else None,
         array_pending=str(raw.get("array_task_string") or ""),
     )
 
@@ -257,6 +328,33 @@ def _node(raw: Mapping[str, Any]) -> SlurmNode:
         cpus=int(raw.get("cpus") or 0),
         real_memory_mb=int(raw.get("real_memory") or 0),
         features=tuple(f for f in features.split(",") if f),
+        partitions=tuple(str(p) for p in raw.get("partitions") or ()),
+        reason=str(raw.get("reason") or ""),
+    )
+
+
+def _node42(raw: Mapping[str, Any]) -> SlurmNode:
+    states = [str(s).upper() for s in raw["state"]]
+    base = next((s for s in states if s in _BASE_NODE_STATES), states[0] if states else "")
+    gres = str(raw.get("gres") or "")
+    gpu_type, gpus = _gpus(gres)
+    _, gpus_used = _gpus(str(raw.get("gres_used") or ""))
+    features = raw.get("active_features") or raw.get("features") or []
+    port = raw.get("port")
+    return SlurmNode(
+        name=str(raw["name"]),
+        address=str(raw.get("address") or raw["name"]),
+        hostname=str(raw.get("hostname") or raw["name"]),
+        port=int(port) if port else None,
+        state=base,
+        flags=frozenset(s for s in states if s != base),
+        gres=gres,
+        gpu_type=gpu_type,
+        gpus=gpus,
+        gpus_used=gpus_used,
+        cpus=_number(raw.get("cpus")),
+        real_memory_mb=_number(raw.get("real_memory")),
+        features=tuple(str(f) for f in features if f),
         partitions=tuple(str(p) for p in raw.get("partitions") or ()),
         reason=str(raw.get("reason") or ""),
     )

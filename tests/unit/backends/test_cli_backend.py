@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from adapter.backends import CliBackend, CommandResult
+from adapter.backends.slurm_output import nodes_argv
 from adapter.errors import BackendError, BackendUnavailable
 
 REC = Path(__file__).parents[2] / "fixtures" / "slurm-22.05"
@@ -111,3 +112,22 @@ async def test_remove_keeps_the_file_line_when_slurm_refuses() -> None:
     with pytest.raises(BackendError, match="in use"):
         await backend.remove_partition("p")
     assert "PartitionName=p" in runner.files["/inc"]
+
+
+@pytest.mark.parametrize(
+    ("release", "version", "command", "fixture", "first"),
+    [
+        ("22.05", "slurm-wlm 22.05.8\n", "sinfo --json", "sinfo.json", "gpu-a100-1"),
+        ("24.11", "slurm 24.11.5\n", "scontrol show", "scontrol_show_nodes.json", "n24-1"),
+    ],
+)
+async def test_nodes_are_listed_with_the_release_s_command_and_its_version_asked_once(
+    release: str, version: str, command: str, fixture: str, first: str
+) -> None:
+    listing = (REC.parent / f"slurm-{release}" / fixture).read_text()
+    runner = ReplayRunner({"sinfo --version": (0, version, ""), command: (0, listing, "")})
+    backend = CliBackend(runner)
+    for _ in range(2):
+        assert (await backend.nodes())[0].name == first
+    assert [c for c in runner.calls if c[:2] == ("sinfo", "--version")] == [("sinfo", "--version")]
+    assert runner.calls.count(tuple(nodes_argv(await backend.release()))) == 2
