@@ -14,6 +14,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, TypeVar
 
 from adapter.backends.base import TERMINAL_JOB_STATES, SlurmJob, SlurmNode, SlurmPartition
@@ -74,16 +75,14 @@ def parse_squeue_json(text: str) -> list[SlurmJob]:
     included; 22.05 ignores the filter and prints them all anyway)."""
     what = "squeue --json"
     doc, fmt = _load(text, what)
-    parse = _job if fmt == "v0.0.38" else _job42
-    return [_wrap(parse, raw, what) for raw in _list(doc, "jobs", what)]
+    return [_wrap(partial(_job, fmt=fmt), raw, what) for raw in _list(doc, "jobs", what)]
 
 
 def parse_nodes_json(text: str) -> list[SlurmNode]:
     """Nodes from `sinfo --json` (v0.0.38) or `scontrol show nodes --json` (v0.0.42)."""
     what = "the node list"
     doc, fmt = _load(text, what)
-    parse = _node if fmt == "v0.0.38" else _node42
-    return [_wrap(parse, raw, what) for raw in _list(doc, "nodes", what)]
+    return [_wrap(partial(_node, fmt=fmt), raw, what) for raw in _list(doc, "nodes", what)]
 
 
 def parse_scontrol_partitions(text: str) -> list[SlurmPartition]:
@@ -175,35 +174,15 @@ def _time(value: Any) -> datetime | None:
     return datetime.fromtimestamp(int(value), tz=UTC) if value else None
 
 
-def _job(raw: Mapping[str, Any]) -> SlurmJob:
-    return job_from_fields(
-        job_id=int(raw["job_id"]),
-        name=str(raw.get("name", "")),
-        user=str(raw.get("user_name", "")),
-        partition=str(raw.get("partition", "")),
-        state=str(raw["job_state"]),
-        state_reason=str(raw.get("state_reason", "")),
-        comment=str(raw.get("comment") or ""),
-        restart_count=int(raw.get("restart_cnt") or 0),
-        nodes=str(raw.get("nodes") or ""),
-        node_count=int(raw.get("node_count") or 0),
-        submit_time=int(raw.get("submit_time") or 0),
-        start_time=int(raw.get("start_time") or 0),
-        end_time=int(raw.get("end_time") or 0),
-        time_limit=int(raw.get("time_limit") or 0),
-        exit_code=int(raw["exit_code"]),
-        requeue=bool(raw.get("requeue")),
-        batch_host=str(raw.get("batch_host") or ""),
-        array_job_id=int(raw.get("array_job_id") or 0),
-        array_task_id=task_index(raw.get("array_task_id")),
-        array_pending=str(raw.get("array_task_string") or ""),
-    )
-
-
 def _number(value: Any) -> int:
     """A v0.0.42 number (`{set, infinite, number}`; 0 when unset or infinite) or a plain one."""
     if isinstance(value, dict):
         return int(value["number"]) if value.get("set") and not value.get("infinite") else 0
+    return int(value or 0)
+
+
+def _plain(value: Any) -> int:
+    """A v0.0.38 number (0 when absent); anything but an integer is unreadable."""
     return int(value or 0)
 
 
@@ -213,28 +192,35 @@ def _wait_status(exit_code: Any) -> int:
     return signal if signal else (_number(exit_code.get("return_code")) & 0xFF) << 8
 
 
-def _job42(raw: Mapping[str, Any]) -> SlurmJob:
+def _job(raw: Mapping[str, Any], fmt: str) -> SlurmJob:
+    """A job of either format: they differ in the state, the exit code and the task index;
+    numbers are plain in v0.0.38 and `{set, infinite, number}` in v0.0.42."""
+    v42 = fmt == "v0.0.42"
+    number = _number if v42 else _plain
     task = raw.get("array_task_id")
     return job_from_fields(
         job_id=int(raw["job_id"]),
         name=str(raw.get("name", "")),
         user=str(raw.get("user_name", "")),
         partition=str(raw.get("partition", "")),
-        state=str(raw["job_state"][0]),  # the base state; flags (REQUEUED, ...) follow it
+        # v0.0.42: a list, the base state first and its flags (REQUEUED, ...) after it
+        state=str(raw["job_state"][0] if v42 else raw["job_state"]),
         state_reason=str(raw.get("state_reason", "")),
         comment=str(raw.get("comment") or ""),
         restart_count=int(raw.get("restart_cnt") or 0),
         nodes=str(raw.get("nodes") or ""),
-        node_count=_number(raw.get("node_count")),
-        submit_time=_number(raw.get("submit_time")),
-        start_time=_number(raw.get("start_time")),
-        end_time=_number(raw.get("end_time")),
-        time_limit=_number(raw.get("time_limit")),
-        exit_code=_wait_status(raw["exit_code"]),
+        node_count=number(raw.get("node_count")),
+        submit_time=number(raw.get("submit_time")),
+        start_time=number(raw.get("start_time")),
+        end_time=number(raw.get("end_time")),
+        time_limit=number(raw.get("time_limit")),
+        exit_code=_wait_status(raw["exit_code"]) if v42 else int(raw["exit_code"]),
         requeue=bool(raw.get("requeue")),
         batch_host=str(raw.get("batch_host") or ""),
-        array_job_id=_number(raw.get("array_job_id")),
-        array_task_id=_number(task) if isinstance(task, dict) and task.get("set") else None,
+        array_job_id=number(raw.get("array_job_id")),
+        array_task_id=(_number(task) if isinstance(task, dict) and task.get("set") else None)
+        if v42
+        else task_index(task),
         array_pending=str(raw.get("array_task_string") or ""),
     )
 
@@ -308,53 +294,38 @@ def _gpus(gres: str) -> tuple[str | None, int]:
     return None, 0
 
 
-def _node(raw: Mapping[str, Any]) -> SlurmNode:
+def _node(raw: Mapping[str, Any], fmt: str) -> SlurmNode:
+    """A node of either format: v0.0.38 gives a state and its flags apart and features as one
+    comma-separated string; v0.0.42 one list of states (the base state among its flags) and
+    lists of features."""
+    number = _plain if fmt == "v0.0.38" else _number
+    if fmt == "v0.0.38":
+        state = str(raw["state"]).upper()
+        flags = frozenset(str(f).upper() for f in raw.get("state_flags") or ())
+        features = str(raw.get("active_features") or raw.get("features") or "").split(",")
+    else:
+        states = [str(s).upper() for s in raw["state"]]
+        state = next((s for s in states if s in _BASE_NODE_STATES), states[0] if states else "")
+        flags = frozenset(s for s in states if s != state)
+        features = [str(f) for f in raw.get("active_features") or raw.get("features") or []]
     gres = str(raw.get("gres") or "")
     gpu_type, gpus = _gpus(gres)
     _, gpus_used = _gpus(str(raw.get("gres_used") or ""))
-    features = str(raw.get("active_features") or raw.get("features") or "")
     port = raw.get("port")
     return SlurmNode(
         name=str(raw["name"]),
         address=str(raw.get("address") or raw["name"]),
         hostname=str(raw.get("hostname") or raw["name"]),
         port=int(port) if port else None,
-        state=str(raw["state"]).upper(),
-        flags=frozenset(str(f).upper() for f in raw.get("state_flags") or ()),
+        state=state,
+        flags=flags,
         gres=gres,
         gpu_type=gpu_type,
         gpus=gpus,
         gpus_used=gpus_used,
-        cpus=int(raw.get("cpus") or 0),
-        real_memory_mb=int(raw.get("real_memory") or 0),
-        features=tuple(f for f in features.split(",") if f),
-        partitions=tuple(str(p) for p in raw.get("partitions") or ()),
-        reason=str(raw.get("reason") or ""),
-    )
-
-
-def _node42(raw: Mapping[str, Any]) -> SlurmNode:
-    states = [str(s).upper() for s in raw["state"]]
-    base = next((s for s in states if s in _BASE_NODE_STATES), states[0] if states else "")
-    gres = str(raw.get("gres") or "")
-    gpu_type, gpus = _gpus(gres)
-    _, gpus_used = _gpus(str(raw.get("gres_used") or ""))
-    features = raw.get("active_features") or raw.get("features") or []
-    port = raw.get("port")
-    return SlurmNode(
-        name=str(raw["name"]),
-        address=str(raw.get("address") or raw["name"]),
-        hostname=str(raw.get("hostname") or raw["name"]),
-        port=int(port) if port else None,
-        state=base,
-        flags=frozenset(s for s in states if s != base),
-        gres=gres,
-        gpu_type=gpu_type,
-        gpus=gpus,
-        gpus_used=gpus_used,
-        cpus=_number(raw.get("cpus")),
-        real_memory_mb=_number(raw.get("real_memory")),
-        features=tuple(str(f) for f in features if f),
+        cpus=number(raw.get("cpus")),
+        real_memory_mb=number(raw.get("real_memory")),
+        features=tuple(f for f in features if f),
         partitions=tuple(str(p) for p in raw.get("partitions") or ()),
         reason=str(raw.get("reason") or ""),
     )

@@ -60,8 +60,10 @@ def remote_command(argv: Sequence[str], *, account: str, user: str | None) -> st
     if account == "root":
         switch = [] if user in (None, "root") else ["runuser", "-u", user, "--"]
         words = ["env", *env, *switch, *argv]
-    elif user is None or user == account:
-        words = ["env", *env, *argv] if user == account else ["sudo", "-n", "--", *argv]
+    elif user == account:
+        words = ["env", *env, *argv]
+    elif user is None:
+        words = ["sudo", "-n", "--", *argv]
     else:
         words = ["sudo", "-n", "-u", user, "--", *argv]
     return "cd / && exec " + shlex.join(words)

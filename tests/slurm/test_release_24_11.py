@@ -10,7 +10,6 @@ job with every option bai submits, a failing job's exit code, a cancelled job.
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import uuid
 from collections.abc import Iterator, Sequence
@@ -18,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from adapter.backends import CliBackend, LocalRunner, PartitionSpec, SlurmJob
+from adapter.backends import CliBackend, LocalRunner, PartitionSpec
 from adapter.backends.runner import CommandResult
 from adapter.backends.slurm_options import SlurmOptions
+from tests.slurm.conftest import remove_partitions, wait_job
 
 pytestmark = pytest.mark.slurm
 
@@ -63,15 +63,6 @@ def slurm_24_11() -> Iterator[None]:
 @pytest.fixture
 def backend(slurm_24_11: None) -> CliBackend:
     return CliBackend(RootRunner(), include_path=INCLUDE)
-
-
-async def finished(backend: CliBackend, part: str, job_id: int) -> SlurmJob:
-    for _ in range(120):
-        found = [j for j in await backend.jobs([part]) if j.job_id == job_id]
-        if found and found[0].finished:
-            return found[0]
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"job {job_id} did not finish")
 
 
 async def test_the_backend_runs_a_24_11_cluster(backend: CliBackend) -> None:
@@ -119,7 +110,7 @@ async def test_the_backend_runs_a_24_11_cluster(backend: CliBackend) -> None:
         ok = await backend.submit_job(*job("ok", "true"), user="alice")
         fails = await backend.submit_job(*job("fails", "exit 3"), user="alice")
         held = await backend.submit_job(*job("held", "sleep 300"), user="bob")
-        done = await finished(backend, part, ok)
+        done = await wait_job(backend, ok, part, lambda j: j.finished)
         assert (done.state, done.exit_status, done.user, done.comment) == (
             "COMPLETED",
             0,
@@ -128,14 +119,11 @@ async def test_the_backend_runs_a_24_11_cluster(backend: CliBackend) -> None:
         )
         assert done.time_limit_minutes == 5 and done.requeue and len(done.nodes) == 1
         assert done.start_time is not None and done.end_time is not None
-        failed = await finished(backend, part, fails)
+        failed = await wait_job(backend, fails, part, lambda j: j.finished)
         assert (failed.state, failed.exit_status) == ("FAILED", 3)
         await backend.cancel(held)
-        cancelled = await finished(backend, part, held)
+        cancelled = await wait_job(backend, held, part, lambda j: j.finished)
         assert (cancelled.state, cancelled.user) == ("CANCELLED", "bob")
     finally:
-        for j in await backend.jobs([part]):
-            if not j.finished:
-                await backend.cancel(j.job_id)
-        await backend.remove_partition(part)
+        await remove_partitions(backend, [part])
     assert part not in [p.name for p in await backend.partitions()]
