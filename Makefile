@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 # Mitogen's strategy (ansible/strategy_plugins): a third of the time of Ansible's own here.
 PLAY   := cd ansible && ANSIBLE_STRATEGY=mitogen_linear ../$(BIN)/ansible-playbook -i inventories/dev
 
-.PHONY: help dev test cluster dev-down lint unit slurm-tests record venv vagrant-up vagrant-check vagrant-down
+.PHONY: help dev test cluster dev-down lint unit slurm-tests record venv vagrant-up vagrant-check vagrant-down slurm-24.11-start
 
 help:
 	@echo "make dev       bring up the dev Slurm cluster on this host (and run a first job)"
@@ -64,7 +64,12 @@ lint: venv
 unit: venv
 	$(BIN)/pytest tests/unit
 
-test: lint cluster
+# The Slurm 24.11 cluster (tests/slurm) is made in the background while lint, the dev cluster
+# and the tests before tests/slurm run.
+slurm-24.11-start: venv
+	tests/fixtures/slurm-24.11/cluster.sh start
+
+test: slurm-24.11-start lint cluster
 	@echo "==> pytest (unit, then the real cluster)"
 	$(BIN)/pytest
 	@echo "==> pytest: e2e cluster and job tests again, the service reaching Slurm over SSH"

@@ -118,16 +118,18 @@ def ensure_cluster() -> None:
         time.sleep(0.5)
 
 
-def diagnostics() -> str:
-    """What a failing cluster test prints: sinfo, squeue and the controller log's tail."""
+def diagnostics(root: str = "") -> str:
+    """What a failing cluster test prints: sinfo, squeue and the controller log's tail, of the
+    dev cluster or of the cluster in `root` (tests/slurm's 24.11)."""
     parts = []
+    inside = ["chroot", root] if root else []
     for argv in (
         ["sinfo", "-N", "-o", "%N %o %T %G %P %E"],
         ["squeue", "-a", "-t", "all", "-o", "%i %P %u %T %r %R %k"],
         ["tail", "-n", "40", "/var/log/slurm/slurmctld.log"],
     ):
         try:
-            res = sh(*argv, timeout=15)
+            res = sh(*inside, *argv, timeout=15)
             parts.append(f"$ {' '.join(argv)}\n{res.stdout}{res.stderr}")
         except (OSError, subprocess.TimeoutExpired) as exc:
             parts.append(f"$ {' '.join(argv)}\n{exc}")

@@ -30,5 +30,9 @@ def dev_cluster() -> None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
     if report.failed and item.get_closest_marker("slurm"):
-        report.sections.append(("dev cluster", diagnostics()))
+        used: Any = getattr(item, "funcargs", {}).get("cluster")
+        if root := getattr(used, "root", ""):
+            report.sections.append((f"Slurm {used.name} cluster", diagnostics(root)))
+        else:
+            report.sections.append(("dev cluster", diagnostics()))
     return report

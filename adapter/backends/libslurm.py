@@ -17,8 +17,11 @@ slurmctld replies "no change" instead of packing every job it remembers.
 
 The binding is built with cffi's API mode against the installed `<slurm/slurm.h>`: only the
 struct fields bai uses are declared, and the C compiler places them, so a Slurm release that
-moves fields needs no change here. Building needs gcc and `libslurm-dev`; the module is cached
-under a directory keyed by the Slurm version and this file's declarations.
+moves fields needs no change here. What else differs between 22.05 and 24.11 (a field's width, a
+renamed function, `slurm_get_errno` gone: errors are read from cffi's `ffi.errno`) is bridged
+in CDEF and SOURCE; both releases are tested (tests/slurm). Building needs gcc and
+`libslurm-dev`; the module is cached under a directory keyed by the Slurm version and this
+file's declarations.
 """
 
 from __future__ import annotations
@@ -57,6 +60,8 @@ MODULE = "_bai_libslurm"
 
 CDEF = """
 typedef int... time_t;
+/* 16 bits in 22.05, 32 in 24.11: the compiler gives its size (SOURCE's typedef). */
+typedef int... bai_state_reason_t;
 
 typedef struct job_descriptor {
     uint32_t argc;
@@ -105,7 +110,7 @@ typedef struct job_info {
     uint16_t requeue;
     uint16_t restart_cnt;
     time_t start_time;
-    uint16_t state_reason;
+    bai_state_reason_t state_reason;
     time_t submit_time;
     uint32_t time_limit;
     uint32_t user_id;
@@ -144,16 +149,28 @@ void slurm_free_submit_response_response_msg(submit_response_msg_t *msg);
 int slurm_load_jobs(time_t update_time, job_info_msg_t **resp, uint16_t show_flags);
 void slurm_free_job_info_msg(job_info_msg_t *msg);
 char *slurm_job_state_string(uint32_t state);
-char *slurm_job_reason_string(int reason);
-int slurm_get_errno(void);
+char *bai_job_reason_string(int reason);
 char *slurm_strerror(int errnum);
 """
 
 SOURCE = """#include <slurm/slurm.h>
 #include <slurm/slurm_errno.h>
-/* Exported by libslurmfull, not declared in slurm.h; squeue --json names states with them. */
+/* Exported by libslurmfull, not declared in slurm.h; squeue --json names states with them.
+   The reason's function was renamed (22.05: slurm_job_reason_string; 24.11:
+   slurm_job_state_reason_string): both are weak, and whichever the loaded libslurmfull has is
+   called (a release with neither is refused when the binding loads). */
+typedef __typeof__(((slurm_job_info_t *)0)->state_reason) bai_state_reason_t;
 extern char *slurm_job_state_string(uint32_t state);
-extern char *slurm_job_reason_string(int reason);
+extern char *slurm_job_reason_string(int reason) __attribute__((weak));
+extern char *slurm_job_state_reason_string(int reason) __attribute__((weak));
+static char *bai_job_reason_string(int reason)
+{
+    if (slurm_job_state_reason_string)
+        return slurm_job_state_reason_string(reason);
+    if (slurm_job_reason_string)
+        return slurm_job_reason_string(reason);
+    return NULL;
+}
 """
 
 # sbatch options bai's scripts use, by every name sbatch accepts for them.
@@ -476,7 +493,7 @@ class Libslurm:
             setattr(desc, attr, text(value) if isinstance(value, str) else value)
         response = ffi.new("submit_response_msg_t **")
         if lib.slurm_submit_batch_job(desc, response) != 0:
-            raise self._error("slurm_submit_batch_job", lib.slurm_get_errno())
+            raise self._error("slurm_submit_batch_job", ffi.errno)
         try:
             return int(response[0].job_id)
         finally:
@@ -494,7 +511,7 @@ class Libslurm:
                     lib.slurm_free_job_info_msg(self._jobs_msg)
                 self._jobs_msg = reply[0]
             else:
-                code = lib.slurm_get_errno()
+                code = ffi.errno
                 if code != lib.SLURM_NO_CHANGE_IN_DATA or self._jobs_msg is None:
                     raise self._error("slurm_load_jobs", code)
             msg = self._jobs_msg
@@ -517,7 +534,7 @@ class Libslurm:
             user=self._user(rec.user_id),
             partition=text(rec.partition),
             state=text(lib.slurm_job_state_string(rec.job_state)),
-            state_reason=text(lib.slurm_job_reason_string(rec.state_reason)),
+            state_reason=text(lib.bai_job_reason_string(rec.state_reason)),
             comment=text(rec.comment),
             restart_count=rec.restart_cnt,
             nodes=text(rec.nodes),

@@ -7,19 +7,25 @@ from typing import Any
 
 import pytest
 
-from adapter.backends import CliBackend, LocalRunner
+from adapter.backends import CliBackend
 from adapter.backends.slurm_options import SlurmOptions
 from adapter.errors import BackendError, BackendUnavailable
-from tests.slurm.conftest import PartitionFactory, wait_for, wait_job
+from tests.slurm.conftest import PartitionFactory, SlurmCluster, wait_for, wait_job
 
 pytestmark = pytest.mark.slurm
+RELEASES = ("22.05", "24.11")
 
 
-@pytest.fixture(params=["sbatch", "libslurm"])
-def backend(request: pytest.FixtureRequest) -> CliBackend:
+@pytest.fixture
+def way() -> str:
+    raise AssertionError("parametrized by tests/slurm/conftest.py")
+
+
+@pytest.fixture
+def backend(cluster: SlurmCluster, way: str, request: pytest.FixtureRequest) -> CliBackend:
     """Each job test runs once per way of submitting: the sbatch command, and libslurm."""
-    if request.param == "sbatch":
-        return CliBackend(LocalRunner())
+    if way == "sbatch":
+        return CliBackend(cluster.runner())
     found: CliBackend = request.getfixturevalue("libslurm_backend")
     return found
 
@@ -33,10 +39,17 @@ async def submit(
     return await backend.submit_job(given, script, user=user)
 
 
-async def test_job_runs_as_the_user_with_its_gpus_and_reports_exit_code(
-    backend: CliBackend, partition: PartitionFactory, workdir: Path
+async def test_backend_names_the_release_it_talks_to(
+    backend: CliBackend, cluster: SlurmCluster
 ) -> None:
-    part = await partition(nodes=("gpu-a100-1",))
+    assert await backend.release() == cluster.release
+
+
+async def test_job_runs_as_the_user_with_its_gpus_and_reports_exit_code(
+    backend: CliBackend, cluster: SlurmCluster, partition: PartitionFactory, workdir: Path
+) -> None:
+    node = cluster.with_gpu("a100")[0]
+    part = await partition(nodes=(node,))
     out = workdir / "out.txt"
     body = 'id -un\necho "GPUS=$SLURM_JOB_GPUS"\necho "NODE=$SLURMD_NODENAME"\nexit 7'
     job_id = await submit(backend, part, out, body, user="alice", gres="gpu:a100:2")
@@ -45,19 +58,65 @@ async def test_job_runs_as_the_user_with_its_gpus_and_reports_exit_code(
 
     assert job.user == "alice"
     assert (job.state, job.exit_status, job.term_signal) == ("FAILED", 7, None)
-    assert job.nodes == ("gpu-a100-1",)
-    assert out.read_text().splitlines() == ["alice", "GPUS=0,1", "NODE=gpu-a100-1"]
-    assert out.stat().st_uid == _uid("alice")
+    assert job.nodes == (node,)
+    assert cluster.host(out).read_text().splitlines() == ["alice", "GPUS=0,1", f"NODE={node}"]
+    assert cluster.host(out).stat().st_uid == _uid("alice")
 
     ok_id = await submit(backend, part, workdir / "ok.txt", "true", user="bob")
     ok = await wait_job(backend, ok_id, part, lambda j: j.finished)
     assert (ok.user, ok.state, ok.exit_status) == ("bob", "COMPLETED", 0)
 
 
-async def test_job_over_partition_time_limit_is_rejected_at_submission(
-    backend: CliBackend, partition: PartitionFactory, workdir: Path
+async def test_jobs_with_every_option_bai_submits_complete_fail_and_cancel(
+    backend: CliBackend, cluster: SlurmCluster, partition: PartitionFactory
 ) -> None:
-    part = await partition(nodes=("gpu-t4-1",), max_time_minutes=24 * 60, preempt_mode="REQUEUE")
+    part = await partition(
+        nodes=tuple(cluster.with_gpu("t4")), max_time_minutes=60, preempt_mode="REQUEUE"
+    )
+
+    async def job(name: str, body: str, user: str) -> int:
+        options = SlurmOptions(
+            job_name=name,
+            partition=part,
+            nodes=1,
+            exclusive=True,
+            gres="gpu:t4:1",
+            time_minutes=5,
+            nice=10,
+            comment=f"bai:{name}",
+            chdir="/tmp",
+            output="/dev/null",
+            requeue=True,
+            signal="USR1",
+            signal_seconds=60,
+        )
+        script = "\n".join(["#!/bin/bash", *options.directives(), body, ""])
+        return await backend.submit_job(options, script, user=user)
+
+    ok = await job("ok", "true", "alice")
+    fails = await job("fails", "exit 3", "alice")
+    held = await job("held", "sleep 300", "bob")
+    done = await wait_job(backend, ok, part, lambda j: j.finished)
+    assert (done.state, done.exit_status, done.user, done.comment) == (
+        "COMPLETED",
+        0,
+        "alice",
+        "bai:ok",
+    )
+    assert done.time_limit_minutes == 5 and done.requeue and len(done.nodes) == 1
+    assert done.start_time is not None and done.end_time is not None
+    failed = await wait_job(backend, fails, part, lambda j: j.finished)
+    assert (failed.state, failed.exit_status) == ("FAILED", 3)
+    await backend.cancel(held)
+    cancelled = await wait_job(backend, held, part, lambda j: j.finished)
+    assert (cancelled.state, cancelled.user) == ("CANCELLED", "bob")
+
+
+async def test_job_over_partition_time_limit_is_rejected_at_submission(
+    backend: CliBackend, cluster: SlurmCluster, partition: PartitionFactory, workdir: Path
+) -> None:
+    nodes = (cluster.with_gpu("t4")[0],)
+    part = await partition(nodes=nodes, max_time_minutes=24 * 60, preempt_mode="REQUEUE")
     with pytest.raises(BackendError) as err:
         await submit(backend, part, workdir / "o.txt", "true", user="alice", time_minutes=25 * 60)
 
@@ -72,9 +131,9 @@ async def test_job_over_partition_time_limit_is_rejected_at_submission(
 
 
 async def test_high_tier_job_preempts_and_requeues_low_tier_job(
-    backend: CliBackend, partition: PartitionFactory, workdir: Path
+    backend: CliBackend, cluster: SlurmCluster, partition: PartitionFactory, workdir: Path
 ) -> None:
-    node = ("gpu-t4-2",)
+    node = (cluster.with_gpu("t4")[1],)
     low = await partition(
         nodes=node,
         priority_tier=1,
@@ -104,7 +163,9 @@ async def test_high_tier_job_preempts_and_requeues_low_tier_job(
     assert victim.state in {"PENDING", "REQUEUED"}, victim
     high_job = next(j for j in jobs if j.job_id == high_id)
     assert high_job.nodes == node
-    assert notice.read_text() == "preempted\n"  # the batch shell alone got it (B:), once
+    assert (
+        cluster.host(notice).read_text() == "preempted\n"
+    )  # the batch shell alone got it (B:), once
 
 
 def _uid(user: str) -> int:

@@ -24,7 +24,7 @@ from adapter.errors import BackendUnavailable
 from adapter.jobs.launch import Launch
 from adapter.jobs.layout import build_layout, job_segment
 from adapter.jobs.script import JobScript, slurm_options
-from tests.slurm.conftest import PartitionFactory, daemonctl, wait_job
+from tests.slurm.conftest import DEV, PartitionFactory, wait_job
 
 pytestmark = pytest.mark.slurm
 
@@ -201,7 +201,7 @@ async def test_libslurm_reads_jobs_in_every_state_as_squeue_does(
 async def test_libslurm_with_the_controller_down_is_backend_unavailable(
     libslurm_backend: LibslurmBackend, workdir: Path
 ) -> None:
-    daemonctl("stop", "slurmctld")
+    DEV.daemonctl("stop", "slurmctld")
     try:
         started = time.monotonic()
         options = SlurmOptions(output=f"{workdir}/o")
@@ -215,7 +215,7 @@ async def test_libslurm_with_the_controller_down_is_backend_unavailable(
         assert read.value.argv == ("slurm_load_jobs",)
         assert time.monotonic() - started < 120
     finally:
-        daemonctl("start", "slurmctld")
+        DEV.daemonctl("start", "slurmctld")
     for _ in range(90):  # the controller and every node answer again before the next test
         states = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True)
         if states.returncode == 0 and states.stdout.split() and "unk" not in states.stdout:

@@ -118,7 +118,7 @@ async def test_remove_keeps_the_file_line_when_slurm_refuses() -> None:
     ("release", "version", "command", "fixture", "first"),
     [
         ("22.05", "slurm-wlm 22.05.8\n", "sinfo --json", "sinfo.json", "gpu-a100-1"),
-        ("24.11", "slurm 24.11.5\n", "scontrol show", "scontrol_show_nodes.json", "n24-1"),
+        ("24.11", "slurm 24.11.5\n", "scontrol show", "scontrol_show_nodes.json", "n24-a100-1"),
     ],
 )
 async def test_nodes_are_listed_with_the_release_s_command_and_its_version_asked_once(

@@ -27,8 +27,8 @@ FIXTURES = Path(__file__).parents[2] / "fixtures"
 REC = FIXTURES / "slurm-22.05"
 RELEASES = ["22.05", "24.11"]
 # Where each recording put its jobs: the node of the first four, and of the preemptor.
-FIRST_NODE = {"22.05": ("gpu-a100-1",), "24.11": ("n24-1",)}
-BUSY_NODE = {"22.05": ("gpu-a100-2",), "24.11": ("n24-2",)}
+FIRST_NODE = {"22.05": ("gpu-a100-1",), "24.11": ("n24-t4-1",)}
+BUSY_NODE = {"22.05": ("gpu-a100-2",), "24.11": ("n24-t4-2",)}
 
 
 def recorded(release: str, name: str) -> str:
@@ -53,8 +53,8 @@ def jobs(release: str) -> dict[str, SlurmJob]:
     [
         ("ok", "COMPLETED", 0, None, 0, FIRST_NODE),
         ("failed", "FAILED", 7, None, 0, FIRST_NODE),
-        ("killed", "FAILED", None, 9, 0, {"22.05": ("gpu-a100-2",), "24.11": ("n24-1",)}),
-        ("timeout", "TIMEOUT", None, 15, 0, {"22.05": ("gpu-a100-2",), "24.11": ("n24-1",)}),
+        ("killed", "FAILED", None, 9, 0, {"22.05": ("gpu-a100-2",), "24.11": ("n24-t4-1",)}),
+        ("timeout", "TIMEOUT", None, 15, 0, {"22.05": ("gpu-a100-2",), "24.11": ("n24-t4-1",)}),
         ("requeued", "PENDING", None, None, 1, {}),
         ("preemptor", "RUNNING", None, None, 0, BUSY_NODE),
         ("pending", "PENDING", None, None, 0, {}),
@@ -107,22 +107,22 @@ def test_scontrol_show_nodes_json_of_24_11() -> None:
     objects (slurm-24.11/scontrol_show_nodes.json)."""
     text = recorded("24.11", "scontrol_show_nodes.json")
     nodes = {n.name: n for n in parse_nodes_json(text)}
-    assert sorted(nodes) == ["n24-1", "n24-2", "n24-3"]
-    busy = nodes["n24-2"]
+    assert sorted(nodes) == ["n24-a100-1", "n24-a100-2", "n24-t4-1", "n24-t4-2"]
+    busy = nodes["n24-t4-2"]
     assert (busy.address, busy.port, busy.state, busy.flags) == (
-        "127.0.2.12",
-        6932,
+        "127.0.2.22",
+        6942,
         "ALLOCATED",
         frozenset(),
     )
     assert (busy.gpu_type, busy.gpus, busy.gpus_used) == ("t4", 1, 1)
     assert busy.partitions == ("pool", "rec-dedicated", "rec-low") and busy.usable
     assert busy.cpus == 2 and busy.real_memory_mb == 2048
-    drained = nodes["n24-1"]
+    drained = nodes["n24-t4-1"]
     assert (drained.state, drained.flags) == ("IDLE", frozenset({"DRAIN"}))
     assert drained.reason == "bai: setup task failed" and not drained.usable
     assert drained.gres == "gpu:t4:1" and drained.gpus_used == 0
-    down = nodes["n24-3"]
+    down = nodes["n24-a100-2"]
     assert down.state == "DOWN" and not down.usable
 
 
