@@ -41,6 +41,11 @@ class BackendUnavailable(BackendError):
     """Slurm cannot be reached right now (controller or munge down, command missing, timeout)."""
 
 
+class StoreError(BaiError):
+    """The store cannot be used as it is (too new, damaged, missing): the message says why and
+    what to do."""
+
+
 class RequestError(BaiError):
     """A request bai refuses; carries the HTTP status and ARM error code it maps to."""
 

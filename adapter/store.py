@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from adapter.clock import Clock, now
+from adapter.errors import StoreError
 from adapter.records import (
     Cluster,
     ClusterNode,
@@ -99,6 +100,88 @@ def _dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+def _statements(script: str) -> list[str]:
+    """A script's statements, to run inside a transaction (executescript commits first)."""
+    lines = [line for line in script.splitlines() if not line.lstrip().startswith("--")]
+    return [s for s in "\n".join(lines).split(";") if s.strip()]
+
+
+def too_new(path: Path, version: int) -> str:
+    return (
+        f"the store {path} is at schema version {version}, newer than this bai's "
+        f"{SCHEMA_VERSION}: a later bai release wrote it. Run that release (or a later one), or "
+        "restore a backup this release made (bai admin restore)"
+    )
+
+
+def backup(source: Path, target: Path) -> int:
+    """A consistent copy of the store at `source` in the new file `target` (mode 0600), made
+    through SQLite's online backup API while the service may be writing; returns its schema
+    version. The copy is checked (PRAGMA integrity_check) before it takes its name."""
+    if not source.exists():
+        raise StoreError(f"no store at {source}: is state_dir right in the settings?")
+    exists = f"{target} exists: name a new file (a backup never replaces one)"
+    if target.exists():
+        raise StoreError(exists)
+    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.partial")
+    os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    try:
+        reader = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+        copy = sqlite3.connect(partial)
+        try:
+            reader.execute("PRAGMA busy_timeout=5000")
+            reader.backup(copy)  # every page in one step: one snapshot of the store
+            version = _checked(copy, target)
+            copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+        finally:
+            copy.close()
+            reader.close()
+        os.link(partial, target)  # fails rather than replace a file made meanwhile
+    except FileExistsError:
+        raise StoreError(exists) from None
+    finally:
+        partial.unlink(missing_ok=True)
+    return version
+
+
+def restore(source: Path, target: Path) -> int:
+    """Make the store at `target` (the service stopped) the backup `source`, through SQLite's
+    backup API; returns the backup's schema version (older ones migrate when bai starts)."""
+    if not source.is_file():
+        raise StoreError(f"no backup file at {source}")
+    reader = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    try:
+        version = _checked(reader, source)
+        if version > SCHEMA_VERSION:
+            raise StoreError(too_new(source, version))
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not target.exists():
+            os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        store = sqlite3.connect(target)
+        try:
+            reader.backup(store)
+        finally:
+            store.close()
+    finally:
+        reader.close()
+    return version
+
+
+def _checked(db: sqlite3.Connection, name: Path) -> int:
+    """The schema version of a store that passes SQLite's integrity check and has bai's tables."""
+    try:
+        verdict = db.execute("PRAGMA integrity_check").fetchone()[0]
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        version: int = db.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{name} is not a bai store ({exc})") from None
+    if verdict != "ok":
+        raise StoreError(f"{name} fails SQLite's integrity check: {verdict}")
+    if not {"tokens", "workspaces", "jobs"} <= tables:
+        raise StoreError(f"{name} is not a bai store (its tables: {', '.join(sorted(tables))})")
+    return version
+
+
 class Store:
     """Access to the SQLite store. One connection, used from the event loop thread."""
 
@@ -116,21 +199,28 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.execute("PRAGMA busy_timeout=5000")
-        self._migrate(self._db.execute("PRAGMA user_version").fetchone()[0])
-        self._db.executescript(SCHEMA)
-        self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            self._db.close()
+            raise StoreError(too_new(path, version))
+        self._migrate(version)
         self.path = path
 
     def close(self) -> None:
         self._db.close()
 
     def _migrate(self, version: int) -> None:
-        if version == 0:
-            return  # a new store: SCHEMA makes every table as it is now
+        """Bring the store forward to SCHEMA_VERSION in one transaction (a new store: SCHEMA
+        makes every table as it is now; it also adds what an older one lacks); the version is
+        recorded in the same transaction."""
         with self.transaction() as db:
-            for step in sorted(v for v in MIGRATIONS if v > version):
-                for sql in MIGRATIONS[step]:
-                    db.execute(sql)
+            if version:
+                for step in sorted(v for v in MIGRATIONS if v > version):
+                    for sql in MIGRATIONS[step]:
+                        db.execute(sql)
+            for statement in _statements(SCHEMA):
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -155,6 +245,11 @@ class Store:
     def _run(self, sql: str, *args: Any) -> int:
         with self._lock:
             return self._db.execute(sql, args).rowcount
+
+    def quick_check(self) -> str:
+        """SQLite's quick integrity check: `ok`, or what is wrong."""
+        row = self._one("PRAGMA quick_check")
+        return str(row[0]) if row else "no answer"
 
     def size_bytes(self) -> int:
         return sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists())

@@ -7,7 +7,7 @@ import typer
 from rich.console import Console
 
 from adapter import __version__
-from adapter.cli import admin, clusters, dev, experiments, jobs, usage, workspaces
+from adapter.cli import admin, clusters, deployment, dev, experiments, jobs, usage, workspaces
 from adapter.errors import BaiError
 
 app = typer.Typer(
@@ -19,6 +19,7 @@ app.add_typer(experiments.app, name="experiment")
 app.add_typer(jobs.app, name="job")
 app.add_typer(admin.token_app, name="token")
 app.add_typer(admin.slurm_app, name="slurm")
+app.add_typer(deployment.app, name="admin")
 app.add_typer(dev.app, name="dev", hidden=True)
 app.command()(admin.serve)
 app.command()(usage.usage)

@@ -1,15 +1,23 @@
 """The store's narrow reads and writes: operations in progress found by target and kind
 without reading them all, a submitted job's Slurm id written without the rest of the job, and
-a job's secrets cleared for good."""
+a job's secrets cleared for good. Its schema version (migrated forward, a newer one refused),
+backups through SQLite's backup API and restores."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from adapter.records import Operation, OperationKind, OperationStatus
-from adapter.store import Store
+import pytest
+
+from adapter.errors import StoreError
+from adapter.records import Operation, OperationKind, OperationStatus, Workspace
+from adapter.store import SCHEMA_VERSION, Store, backup, restore
 from tests.unit.jobs.factories import stored_job
 
 
@@ -166,3 +174,107 @@ def test_jobs_are_read_one_page_at_a_time_in_a_stable_order(tmp_path: Path) -> N
 
     assert everything == ["j0", "j2", "j4", "j1", "j3"]  # by creation, ties by uid
     assert pages == [["j0", "j2"], ["j4", "j1"], ["j3"]]
+
+
+def workspace(name: str, at: datetime) -> Workspace:
+    return Workspace("s", "rg", name, "eastus", {}, at, "succeeded", at, "alice")
+
+
+def test_a_store_newer_than_this_bai_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    path = tmp_path / "bai.db"
+    Store(path).close()
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    db.close()
+
+    with pytest.raises(StoreError) as err:
+        Store(path)
+
+    assert f"schema version {SCHEMA_VERSION + 1}, newer than this bai's {SCHEMA_VERSION}" in str(
+        err.value
+    )
+    assert "bai admin restore" in str(err.value)
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
+
+
+def test_a_backup_is_one_consistent_snapshot_taken_while_the_store_is_written(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "bai.db"
+    store = Store(path)
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    stop = threading.Event()
+
+    def write() -> None:  # the service, writing while the backup runs
+        n = 0
+        while not stop.is_set() and n < 5000:
+            store.put_workspace(workspace(f"w{n}", at))
+            n += 1
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    while len(store.workspaces("s")) < 50:
+        time.sleep(0.01)
+    version = backup(path, tmp_path / "copy.db")
+    stop.set()
+    writer.join()
+
+    copy = tmp_path / "copy.db"
+    assert version == SCHEMA_VERSION
+    assert stat.S_IMODE(copy.stat().st_mode) == 0o600
+    assert not (tmp_path / "copy.db-wal").exists()
+    names = [w.name for w in Store(copy).workspaces("s")]
+    # A prefix of what was written, each row whole: one snapshot.
+    assert 50 <= len(names) <= len(store.workspaces("s"))
+    assert sorted(names, key=lambda n: int(n[1:])) == [f"w{i}" for i in range(len(names))]
+    assert sorted(os.listdir(tmp_path)) == ["bai.db", "bai.db-shm", "bai.db-wal", "copy.db"]
+
+
+def test_a_backup_never_replaces_a_file_and_needs_a_store(tmp_path: Path) -> None:
+    path = tmp_path / "bai.db"
+    Store(path).close()
+    taken = tmp_path / "taken.db"
+    taken.write_text("keep me")
+
+    with pytest.raises(StoreError, match="taken.db exists: name a new file"):
+        backup(path, taken)
+    with pytest.raises(StoreError, match="no store at"):
+        backup(tmp_path / "missing.db", tmp_path / "new.db")
+
+    assert taken.read_text() == "keep me"
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".partial")]
+
+
+def test_restore_brings_the_backup_back_and_refuses_what_is_not_a_bai_store(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "bai.db"
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    store = Store(path)
+    store.put_workspace(workspace("kept", at))
+    backup(path, tmp_path / "b.db")
+    store.put_workspace(workspace("after", at))
+    store.close()
+
+    assert restore(tmp_path / "b.db", path) == SCHEMA_VERSION
+    assert [w.name for w in Store(path).workspaces("s")] == ["kept"]
+
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"\0not sqlite" * 100)
+    with pytest.raises(StoreError, match="garbage.db is not a bai store"):
+        restore(garbage, path)
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.commit()
+    with pytest.raises(StoreError, match="other.db is not a bai store"):
+        restore(other, path)
+    newer = tmp_path / "newer.db"
+    backup(path, newer)
+    db = sqlite3.connect(newer)
+    db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    db.close()
+    with pytest.raises(StoreError, match="newer than this bai's"):
+        restore(newer, path)
+    with pytest.raises(StoreError, match="no backup file"):
+        restore(tmp_path / "missing.db", path)
+    assert [w.name for w in Store(path).workspaces("s")] == ["kept"]
