@@ -69,9 +69,18 @@ unit: venv
 slurm-24.11-start: venv
 	tests/fixtures/slurm-24.11/cluster.sh start
 
+# tests/slurm's Slurm 24.11 part needs nothing of the dev cluster: a second pytest runs it beside
+# the first, and its output follows the first's.
+SLURM_24_11_LOG := /var/tmp/bai-trixie-tests.log
 test: slurm-24.11-start lint cluster
-	@echo "==> pytest (unit, then the real cluster)"
-	$(BIN)/pytest
+	@echo "==> pytest (unit, then the real cluster; beside it, tests/slurm against Slurm 24.11)"
+	@$(BIN)/pytest -p no:cacheprovider --slurm-release=24.11 tests/slurm \
+		>$(SLURM_24_11_LOG) 2>&1 & beside=$$!; \
+	$(BIN)/pytest --slurm-release=22.05; main=$$?; \
+	wait $$beside; other=$$?; \
+	echo "==> pytest --slurm-release=24.11 tests/slurm (it ran beside the one above)"; \
+	cat $(SLURM_24_11_LOG); \
+	[ $$main -eq 0 ] && [ $$other -eq 0 ]
 	@echo "==> pytest: e2e cluster and job tests again, the service reaching Slurm over SSH"
 	$(BIN)/pytest --slurm-runner=ssh -m ssh_subset tests/e2e
 

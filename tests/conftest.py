@@ -18,6 +18,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "ssh runner to the dev controller host with this host's Slurm hidden from it "
         "(make test runs the e2e tests marked ssh_subset that way)",
     )
+    parser.addoption(
+        "--slurm-release",
+        choices=["all", "22.05", "24.11"],
+        default="all",
+        help="which of tests/slurm's clusters to test: both, the dev cluster's 22.05 alone, or "
+        "the 24.11 cluster alone, which needs nothing of the dev cluster (make test runs the "
+        "24.11 part in a second pytest beside the rest)",
+    )
 
 
 @pytest.fixture(scope="session")

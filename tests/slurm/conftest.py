@@ -129,6 +129,23 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("cluster", releases, indirect=True, scope="module")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """--slurm-release 22.05 or 24.11: only tests of that cluster (tests outside tests/slurm
+    count as the dev cluster's 22.05); the others are deselected."""
+    wanted = config.getoption("slurm_release")
+    if wanted == "all":
+        return
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        release = callspec.params.get("cluster", "22.05") if callspec else "22.05"
+        (keep if release == wanted else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 @pytest.fixture(scope="session")
 def _slurm_24_11() -> None:
     """The 24.11 cluster: the one `make test` started in the background once it is up, else
@@ -147,8 +164,13 @@ def cluster(request: pytest.FixtureRequest) -> SlurmCluster:
 
 
 @pytest.fixture(scope="package", autouse=True)
-def _cluster(dev_cluster: None) -> Iterator[None]:
-    """Every test here runs on the real dev cluster, and acts as its only adapter."""
+def _cluster(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Tests here act as the dev cluster's only adapter while they run; with --slurm-release
+    24.11 they leave the dev cluster alone."""
+    if request.config.getoption("slurm_release") == "24.11":
+        yield
+        return
+    request.getfixturevalue("dev_cluster")
     with dev_service_paused():
         asyncio.run(_remove_leftover_partitions(CliBackend(LocalRunner())))
         yield
