@@ -65,21 +65,29 @@ unit: venv
 	$(BIN)/pytest tests/unit
 
 # The Slurm 24.11 cluster (tests/slurm) is made in the background while lint, the dev cluster
-# and the tests before tests/slurm run.
+# and the first tests run.
 slurm-24.11-start: venv
 	tests/fixtures/slurm-24.11/cluster.sh start
 
-# tests/slurm's Slurm 24.11 part needs nothing of the dev cluster: a second pytest runs it beside
-# the first, and its output follows the first's.
-SLURM_24_11_LOG := /var/tmp/bai-trixie-tests.log
-test: slurm-24.11-start lint cluster
-	@echo "==> pytest (unit, then the real cluster; beside it, tests/slurm against Slurm 24.11)"
-	@$(BIN)/pytest -p no:cacheprovider --slurm-release=24.11 tests/slurm \
-		>$(SLURM_24_11_LOG) 2>&1 & beside=$$!; \
-	$(BIN)/pytest --slurm-release=22.05; main=$$?; \
+# Work that waits runs beside work that computes, on the 2-core machine: lint beside the dev
+# cluster's bring-up; the unit tests and tests/slurm's Slurm 24.11 part (which needs nothing of
+# the dev cluster) in a second pytest beside the first. Each side's output follows the other's.
+LINT_LOG := /var/tmp/bai-lint.log
+BESIDE_LOG := /var/tmp/bai-tests-beside.log
+test: slurm-24.11-start
+	@echo "==> ruff and mypy --strict (beside the dev cluster's bring-up; their output follows)"
+	@$(MAKE) --no-print-directory lint >$(LINT_LOG) 2>&1 & beside=$$!; \
+	$(MAKE) --no-print-directory cluster; main=$$?; \
 	wait $$beside; other=$$?; \
-	echo "==> pytest --slurm-release=24.11 tests/slurm (it ran beside the one above)"; \
-	cat $(SLURM_24_11_LOG); \
+	cat $(LINT_LOG); \
+	[ $$main -eq 0 ] && [ $$other -eq 0 ]
+	@echo "==> pytest: the real cluster (beside it: tests/unit, and tests/slurm against 24.11)"
+	@$(BIN)/pytest -p no:cacheprovider --slurm-release=24.11 tests/unit tests/slurm \
+		>$(BESIDE_LOG) 2>&1 & beside=$$!; \
+	$(BIN)/pytest --slurm-release=22.05 tests/slurm tests/e2e tests/security tests/deploy; main=$$?; \
+	wait $$beside; other=$$?; \
+	echo "==> pytest --slurm-release=24.11 tests/unit tests/slurm (it ran beside the one above)"; \
+	cat $(BESIDE_LOG); \
 	[ $$main -eq 0 ] && [ $$other -eq 0 ]
 	@echo "==> pytest: e2e cluster and job tests again, the service reaching Slurm over SSH"
 	$(BIN)/pytest --slurm-runner=ssh -m ssh_subset tests/e2e

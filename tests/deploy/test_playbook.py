@@ -49,6 +49,15 @@ def test_rerun_changes_nothing_and_restarts_nothing() -> None:
     assert daemon_pids() == before
 
 
+def test_a_check_mode_run_on_the_deployed_host_predicts_no_change() -> None:
+    """What an operator runs before applying a playbook (--check): on the deployed dev host it
+    changes nothing, fails nothing, and says nothing would change."""
+    before = daemon_pids()
+    counts = recap(run_playbook("site.yml", "--check"))
+    assert (counts["changed"], counts["failed"]) == (0, 0), counts
+    assert daemon_pids() == before
+
+
 def test_config_change_restarts_only_slurm_then_dev_down_stops_all_and_site_brings_it_back(
     tmp_path: Path,
 ) -> None:

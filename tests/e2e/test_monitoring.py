@@ -205,9 +205,17 @@ def test_dashboard_and_rules_answer_with_the_workload_s_numbers(
     capped_sbatch = str(job_id(bai_sbatch(service, "alice", sbatch, home)))
     # A `bai sbatch` job preempted by dedicated work on a node both t4 clusters share, then
     # terminated.
-    sbatch = ["-p", f"{ws}/lowt4", "-N", "2", "-o", "/dev/null", "--wrap", "sleep 600"]
+    # The preemption comes once its script runs: Slurm says RUNNING while the Prolog still
+    # prepares the nodes, and a run preempted then has no batch shell to take the notice (bai
+    # counts it as a requeue alone; docs/monitoring.md).
+    started = home / "victim-started"
+    wrap = f"touch {started}; sleep 600"
+    sbatch = ["-p", f"{ws}/lowt4", "-N", "2", "-o", "/dev/null", "--wrap", wrap]
     victim = str(job_id(bai_sbatch(service, "alice", sbatch, home)))
-    alice.wait_job(ws, "sbatch", victim, lambda p: p["executionState"] == "running")
+    deadline = time.monotonic() + 120
+    while not started.exists():
+        assert time.monotonic() < deadline, "the victim's script never started"
+        time.sleep(0.2)
     alice.job(ws, "exp", "ok", job(ids["ded"], "sleep 2"))
     alice.wait_job(
         ws,

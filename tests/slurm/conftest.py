@@ -130,17 +130,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """--slurm-release 22.05 or 24.11: only tests of that cluster (tests outside tests/slurm
-    count as the dev cluster's 22.05); the others are deselected."""
+    """--slurm-release 22.05 or 24.11: only tests/slurm's tests of that cluster (those without
+    a cluster are the dev cluster's); the others are deselected. Tests elsewhere are kept."""
     wanted = config.getoption("slurm_release")
     if wanted == "all":
         return
+    here = Path(__file__).parent
     keep: list[pytest.Item] = []
     drop: list[pytest.Item] = []
     for item in items:
         callspec = getattr(item, "callspec", None)
         release = callspec.params.get("cluster", "22.05") if callspec else "22.05"
-        (keep if release == wanted else drop).append(item)
+        mine = item.path.is_relative_to(here)
+        (drop if mine and release != wanted else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
