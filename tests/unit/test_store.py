@@ -223,12 +223,14 @@ def test_a_backup_is_one_consistent_snapshot_taken_while_the_store_is_written(
     copy = tmp_path / "copy.db"
     assert version == SCHEMA_VERSION
     assert stat.S_IMODE(copy.stat().st_mode) == 0o600
-    assert not (tmp_path / "copy.db-wal").exists()
-    names = [w.name for w in Store(copy).workspaces("s")]
+    # One self-contained file (no -wal or -shm beside it), and no partial file left.
+    assert sorted(os.listdir(tmp_path)) == ["bai.db", "bai.db-shm", "bai.db-wal", "copy.db"]
+    opened = Store(copy)
+    names = [w.name for w in opened.workspaces("s")]
+    opened.close()
     # A prefix of what was written, each row whole: one snapshot.
     assert 50 <= len(names) <= len(store.workspaces("s"))
     assert sorted(names, key=lambda n: int(n[1:])) == [f"w{i}" for i in range(len(names))]
-    assert sorted(os.listdir(tmp_path)) == ["bai.db", "bai.db-shm", "bai.db-wal", "copy.db"]
 
 
 def test_a_backup_never_replaces_a_file_and_needs_a_store(tmp_path: Path) -> None:
