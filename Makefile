@@ -69,11 +69,8 @@ unit: venv
 slurm-24.11-start: venv
 	tests/fixtures/slurm-24.11/cluster.sh start
 
-# Work that waits runs beside work that computes, on the 2-core machine: lint beside the dev
-# cluster's bring-up; the unit tests and tests/slurm's Slurm 24.11 part (which needs nothing of
-# the dev cluster) in a second pytest beside the first. Each side's output follows the other's.
+# Lint runs beside the dev cluster's bring-up (which mostly waits); its output follows.
 LINT_LOG := /var/tmp/bai-lint.log
-BESIDE_LOG := /var/tmp/bai-tests-beside.log
 test: slurm-24.11-start
 	@echo "==> ruff and mypy --strict (beside the dev cluster's bring-up; their output follows)"
 	@$(MAKE) --no-print-directory lint >$(LINT_LOG) 2>&1 & beside=$$!; \
@@ -81,14 +78,8 @@ test: slurm-24.11-start
 	wait $$beside; other=$$?; \
 	cat $(LINT_LOG); \
 	[ $$main -eq 0 ] && [ $$other -eq 0 ]
-	@echo "==> pytest: the real cluster (beside it: tests/unit, and tests/slurm against 24.11)"
-	@$(BIN)/pytest -p no:cacheprovider --slurm-release=24.11 tests/unit tests/slurm \
-		>$(BESIDE_LOG) 2>&1 & beside=$$!; \
-	$(BIN)/pytest --slurm-release=22.05 tests/slurm tests/e2e tests/security tests/deploy; main=$$?; \
-	wait $$beside; other=$$?; \
-	echo "==> pytest --slurm-release=24.11 tests/unit tests/slurm (it ran beside the one above)"; \
-	cat $(BESIDE_LOG); \
-	[ $$main -eq 0 ] && [ $$other -eq 0 ]
+	@echo "==> pytest (unit, then the real clusters: the dev cluster's 22.05, and 24.11)"
+	$(BIN)/pytest
 	@echo "==> pytest: e2e cluster and job tests again, the service reaching Slurm over SSH"
 	$(BIN)/pytest --slurm-runner=ssh -m ssh_subset tests/e2e
 

@@ -23,8 +23,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=["all", "22.05", "24.11"],
         default="all",
         help="which of tests/slurm's clusters to test: both, the dev cluster's 22.05 alone, or "
-        "the 24.11 cluster alone, which needs nothing of the dev cluster (make test runs the "
-        "24.11 part and tests/unit in a second pytest beside the rest)",
+        "the 24.11 cluster alone, which needs nothing of the dev cluster",
     )
 
 
