@@ -26,7 +26,7 @@ import yaml  # type: ignore[import-untyped]
 from tests.cluster import sh
 from tests.e2e.dcgm_standin import MAP_DIR, DcgmStandin
 from tests.e2e.sbatch_users import bai_sbatch, job_id, user_dir
-from tests.e2e.service import Api, Service, counts
+from tests.e2e.service import STATE_DIR, Api, Service, counts
 
 pytestmark = pytest.mark.slurm
 
@@ -112,6 +112,15 @@ def query_range(expr: str, since: float) -> list[dict[str, Any]]:
     assert body.get("status") == "success", (expr, body)
     result: list[dict[str, Any]] = body["data"]["result"]
     return result
+
+
+def notices_of_first_run(slurm_id: str) -> int:
+    """The USR1 notices a bai job's first run wrote into its execution log (in its spool)."""
+    found = re.search(r"Comment=bai:(\S+)", sh("scontrol", "show", "job", slurm_id).stdout)
+    assert found, f"job {slurm_id} has no bai comment"
+    lines = (STATE_DIR / "spool" / "jobs" / found.group(1) / "execution.log").read_text()
+    events = [json.loads(line) for line in lines.splitlines() if line.strip()]
+    return sum(1 for e in events if e.get("event") == "notice" and e.get("run") == 0)
 
 
 def scalar(expr: str) -> float:
@@ -206,8 +215,7 @@ def test_dashboard_and_rules_answer_with_the_workload_s_numbers(
     # A `bai sbatch` job preempted by dedicated work on a node both t4 clusters share, then
     # terminated.
     # The preemption comes once its script runs: Slurm says RUNNING while the Prolog still
-    # prepares the nodes, and a run preempted then has no batch shell to take the notice (bai
-    # counts it as a requeue alone; docs/monitoring.md).
+    # prepares the nodes, when there is no batch shell yet to take the notice.
     started = home / "victim-started"
     wrap = f"touch {started}; sleep 600"
     sbatch = ["-p", f"{ws}/lowt4", "-N", "2", "-o", "/dev/null", "--wrap", wrap]
@@ -273,8 +281,13 @@ def test_dashboard_and_rules_answer_with_the_workload_s_numbers(
         ("LowPriorityTimeLimitExceeded", 2),
     ):
         assert scalar(f'sum(bai_job_failures_total{{{mine},code="{code}"}})') == times, code
-    assert scalar(f"sum(bai_job_preemptions_total{{{mine}}})") == 1
+    # A preemption counts when the preempted run logged the USR1 notice. Slurm may send a
+    # --signal up to 60 s before its time (its documentation), so under this module's 1-minute
+    # cap the notice can come before the batch shell traps it, and Slurm need not send it again
+    # at the preemption: the run is then a requeue alone. The metric must say what the log says.
     assert scalar(f"sum(bai_job_requeues_total{{{mine}}})") == 1
+    noticed = notices_of_first_run(victim)
+    assert scalar(f"sum(bai_job_preemptions_total{{{mine}}})") == min(noticed, 1), noticed
     assert scalar(f'sum(bai_cluster_nodes{{{mine},cluster="broken",state="unusable"}})') == 1
     assert scalar(f"sum(bai_job_queue_wait_seconds_count{{{mine}}})") == 7
 
