@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -126,16 +126,14 @@ def backup(source: Path, target: Path) -> int:
     partial = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.partial")
     os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     try:
-        reader = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
-        copy = sqlite3.connect(partial)
-        try:
+        with (
+            closing(sqlite3.connect(f"file:{source}?mode=ro", uri=True)) as reader,
+            closing(sqlite3.connect(partial)) as copy,
+        ):
             reader.execute("PRAGMA busy_timeout=5000")
             reader.backup(copy)  # every page in one step: one snapshot of the store
             version = _checked(copy, target)
             copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
-        finally:
-            copy.close()
-            reader.close()
         os.link(partial, target)  # fails rather than replace a file made meanwhile
     except FileExistsError:
         raise StoreError(exists) from None
